@@ -1,0 +1,21 @@
+"""ad_transform: source-to-source reverse-mode automatic differentiation for Python.
+
+>>> import math
+>>> from ad_transform import gradient
+>>> @gradient(wrt=(0, 1))
+... def f(x1, x2):
+...     return math.log(x1) + x1 * math.sin(x2)
+>>> f(2.0, 1.0)
+(1.3414709848078965, 1.0806046117362795)
+"""
+from . import testing
+from .api import derivative_source, gradient, value_and_gradient
+from .errors import (ADError, BadWrt, MissingRule, NonScalarOutput, PathTooLong,
+                     SourceUnavailable, UnsupportedSyntax)
+
+__all__ = [
+    "gradient", "value_and_gradient", "derivative_source", "testing",
+    "ADError", "UnsupportedSyntax", "MissingRule", "SourceUnavailable", "NonScalarOutput",
+    "BadWrt", "PathTooLong",
+]
+__version__ = "0.1.0"

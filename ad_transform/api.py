@@ -1,0 +1,168 @@
+"""The public surface: ``gradient``, ``value_and_gradient`` and what they return.
+
+No AST code lives here: a call runs the cached derivative of its control path,
+and only a miss runs the pipeline
+``lower -> reverse -> prune -> emit -> compile``.  Set the environment
+variable ``AD_TRANSFORM_DUMP=1`` to print every stage of the pipeline to
+stderr as it runs.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import sys
+
+from . import ir
+from .cache import Entry, cache_for
+from .compile import compile_function
+from .emit import emit
+from .errors import BadWrt, NonScalarOutput
+from .lower import lower
+from .reverse import prune, reverse
+from .runtime import PathMiss
+
+__all__ = ["gradient", "value_and_gradient", "derivative_source"]
+
+
+def gradient(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 500_000):
+    """The gradient of ``fun`` with respect to the argument(s) ``wrt``.
+
+    ``wrt`` is a parameter index, a parameter name, or a tuple of them; an int
+    or a name gives one gradient, a tuple gives a tuple.  Works as
+    ``gradient(f)``, ``@gradient`` and ``@gradient(wrt=(0, 1))``.  The
+    returned function has ``.source(*args)`` (the generated derivative for
+    the path these arguments take), ``.cache_info()`` and ``.cache_clear()``.
+    """
+    if fun is None:
+        return lambda f: _make(f, wrt, False, maxsize, max_eqns)
+    return _make(fun, wrt, False, maxsize, max_eqns)
+
+
+def value_and_gradient(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 500_000):
+    """Like :func:`gradient`, but returns ``(value, gradient)`` from one evaluation."""
+    if fun is None:
+        return lambda f: _make(f, wrt, True, maxsize, max_eqns)
+    return _make(fun, wrt, True, maxsize, max_eqns)
+
+
+def derivative_source(fun, *args, wrt=0, **kwargs) -> str:
+    """The generated derivative source of ``fun`` for the path ``args`` take."""
+    return gradient(fun, wrt).source(*args, **kwargs)
+
+
+def _resolve_wrt(fun, params, wrt):
+    single = not isinstance(wrt, (tuple, list))
+    items = [wrt] if single else list(wrt)
+    names = [p.name for p in params]
+    out = []
+    for w in items:
+        if isinstance(w, bool) or not isinstance(w, (int, str)):
+            raise BadWrt(f"wrt must be a parameter index, a parameter name or a tuple of them; "
+                         f"got {w!r}")
+        if isinstance(w, str):
+            if w not in names:
+                raise BadWrt(f"wrt={w!r} names no parameter of {fun.__qualname__}"
+                             f"{inspect.signature(fun)}")
+            i = names.index(w)
+        else:
+            i = w + len(params) if w < 0 else w
+            if not 0 <= i < len(params):
+                raise BadWrt(f"wrt={w} is out of range: {fun.__qualname__}"
+                             f"{inspect.signature(fun)} has {len(params)} parameters")
+        kind = params[i].kind
+        if kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            raise BadWrt(f"wrt={w!r} names the catch-all parameter {params[i]}; "
+                         "differentiate with respect to a named parameter")
+        out.append(i)
+    if not out:
+        raise BadWrt("wrt is empty")
+    return tuple(out), single
+
+
+def _dump(stage: str, text: str) -> None:
+    print(f"--- ad_transform: {stage} ---\n{text}", file=sys.stderr)
+
+
+def _check_output(prog):
+    (out,) = prog.outputs
+    value = prog.values[out] if isinstance(out, ir.Var) else out
+    shape = getattr(value, "shape", None)
+    scalar = (isinstance(value, (int, float)) and not isinstance(value, bool)) or (
+        shape is not None and getattr(value, "size", 2) == 1 and value.dtype.kind in "fiu")
+    if not scalar:
+        what = f"a {type(value).__name__}" if shape is None else f"an array of shape {shape}"
+        raise NonScalarOutput(f"{prog.name} returned {what}; gradient needs a function that "
+                              "returns one real number (reduce it, e.g. with sum())",
+                              getattr(prog, "return_loc", None))
+
+
+def _build(fun, args, wrt, single, with_value, max_eqns):
+    """The pipeline: one new compiled path for ``args``, and its result."""
+    dump = os.environ.get("AD_TRANSFORM_DUMP")
+    prog = lower(fun, args, wrt, max_eqns)
+    _check_output(prog)
+    if dump:
+        _dump("lowered SSA (primal)", ir.format_program(prog))
+    full = prune(reverse(prog, wrt, single, with_value))
+    ir.verify(full)
+    if dump:
+        _dump("after reverse and prune", ir.format_program(full))
+    suffix = "value_and_grad" if with_value else "grad"
+    name = f"{fun.__name__}_{suffix}" if fun.__name__.isidentifier() else suffix
+    emitted = emit(full, name)
+    fn, source, filename = compile_function(emitted, f"{fun.__qualname__} {suffix}")
+    if dump:
+        _dump(f"generated source ({filename})", source)
+    return Entry(fn, source, full.decisions, filename, full), _result(full)
+
+
+def _result(prog):
+    """The first call's answer, already computed while lowering."""
+    def read(x):
+        if isinstance(x, tuple):
+            return tuple(read(i) for i in x)
+        return prog.values[x] if isinstance(x, ir.Var) else x
+    return read(prog.outputs[0])
+
+
+def _make(fun, wrt, with_value, maxsize, max_eqns):
+    if not callable(fun) or not hasattr(fun, "__code__"):
+        raise TypeError(f"gradient needs a Python function, got {fun!r}")
+    sig = inspect.signature(fun)
+    params = list(sig.parameters.values())
+    wrt_idx, single = _resolve_wrt(fun, params, wrt)
+    cache = cache_for(fun, (wrt_idx, single, with_value), maxsize)
+    nparams = len(params)
+    simple = all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+
+    def bind(args, kwargs):
+        ba = sig.bind(*args, **kwargs)
+        ba.apply_defaults()
+        return tuple(ba.arguments[p.name] for p in params)
+
+    def build(args):
+        return _build(fun, args, wrt_idx, single, with_value, max_eqns)
+
+    def wrapper(*args, **kwargs):
+        if kwargs or not simple or len(args) != nparams:
+            args = bind(args, kwargs)
+        entry = cache.current
+        if entry is not None:
+            try:
+                result = entry.fn(*args)
+            except PathMiss as miss:
+                return cache.resolve(args, entry, miss, build)
+            cache.hits += 1
+            return result
+        return cache.resolve(args, None, None, build)
+
+    def source(*args, **kwargs):
+        """The generated derivative source for the control path these arguments take."""
+        return cache.entry_for(bind(args, kwargs), build).source
+
+    functools.update_wrapper(wrapper, fun)
+    wrapper.source = source
+    wrapper.cache_info = cache.info
+    wrapper.cache_clear = cache.clear
+    return wrapper

@@ -1,0 +1,110 @@
+"""(function, wrt, control path) -> compiled derivative; bounded and thread-safe.
+
+Each differentiated function has one :class:`PathCache` per ``(wrt, mode)``.
+It holds up to ``maxsize`` compiled paths in LRU order.  A compiled path
+raises :class:`~ad_transform.runtime.PathMiss` at the first guard its inputs
+fail, naming the guard and the outcome observed there; the inputs' path then
+starts with the failing path's decisions up to that guard plus the observed
+outcome, so :meth:`PathCache.resolve` tries the cached paths with that prefix
+and lowers a new path only when none fits.  A cached path never re-lowers.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import OrderedDict, namedtuple
+
+from .runtime import PathMiss
+
+__all__ = ["CacheInfo", "PathCache", "Entry", "cache_for"]
+
+CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "maxsize", "currsize"])
+
+
+class Entry:
+    """One compiled control path."""
+
+    __slots__ = ("fn", "source", "decisions", "filename", "program")
+
+    def __init__(self, fn, source, decisions, filename, program=None):
+        self.fn, self.source, self.decisions = fn, source, decisions
+        self.filename, self.program = filename, program
+
+
+class PathCache:
+    def __init__(self, maxsize: int = 128):
+        if maxsize < 1:
+            raise ValueError("maxsize must be at least 1")
+        self.maxsize = maxsize
+        self.entries: OrderedDict = OrderedDict()  # decisions -> Entry
+        self.current: Entry | None = None  # the path used last: tried first
+        self.hits = 0
+        self.misses = 0
+        self.lock = threading.RLock()
+
+    def info(self) -> CacheInfo:
+        return CacheInfo(self.hits, self.misses, self.maxsize, len(self.entries))
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+            self.current = None
+            self.hits = self.misses = 0
+
+    def resolve(self, args, entry, miss, build):
+        """Answer a call whose current path missed (or that found no path yet).
+
+        ``build(args) -> (Entry, result)`` lowers and compiles a new path.
+        """
+        with self.lock:
+            while entry is not None and miss is not None:
+                prefix = entry.decisions[:miss.index] + (miss.observed,)
+                n = len(prefix)
+                candidate = next((e for e in reversed(self.entries.values())
+                                  if e.decisions[:n] == prefix), None)
+                if candidate is None:
+                    break
+                try:
+                    result = candidate.fn(*args)
+                except PathMiss as again:
+                    entry, miss = candidate, again
+                    continue
+                self.hits += 1
+                self.entries.move_to_end(candidate.decisions)
+                self.current = candidate
+                return result
+            self.misses += 1
+            entry, result = build(args)
+            self.entries[entry.decisions] = entry
+            self.entries.move_to_end(entry.decisions)
+            while len(self.entries) > self.maxsize:
+                self.entries.popitem(last=False)
+            self.current = entry
+            return result
+
+    def entry_for(self, args, build) -> Entry:
+        """The compiled path these inputs take (compiling it if needed)."""
+        entry = self.current
+        miss = None
+        if entry is not None:
+            try:
+                entry.fn(*args)
+                return entry
+            except PathMiss as m:
+                miss = m
+        self.resolve(args, entry, miss, build)
+        return self.current
+
+
+_CACHES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def cache_for(fn, key, maxsize: int) -> PathCache:
+    """The cache of ``fn`` for ``key`` (wrt and mode); shared by all its wrappers."""
+    with _LOCK:
+        per_fn = _CACHES.setdefault(fn, {})
+        cache = per_fn.get(key)
+        if cache is None or cache.maxsize != maxsize:
+            cache = per_fn[key] = PathCache(maxsize)
+        return cache

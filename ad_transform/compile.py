@@ -1,0 +1,52 @@
+"""gast -> Python source -> a function, compiled under a file name linecache knows.
+
+:func:`to_source` is the one place that turns AST into text (with astunparse);
+:func:`compile_function` registers that text with :mod:`linecache`, so
+tracebacks, ``inspect.getsource`` and debuggers show the generated lines.
+"""
+from __future__ import annotations
+
+import itertools
+import linecache
+import re
+
+import astunparse
+import gast
+
+from .emit import Emitted
+
+__all__ = ["to_source", "compile_function"]
+
+_MARKER = re.compile(r"^(\s*)__ad_comment_(\d+)__\s*$", re.M)
+_ASSIGN = re.compile(r"^(\s*[\w.]+ = )\((.*)\)$", re.M)
+_serial = itertools.count(1)
+
+
+def _unwrap(m) -> str:
+    """``x = (a + b)`` -> ``x = a + b`` when the parentheses enclose the whole right side."""
+    inner, depth = m.group(2), 0
+    for ch in inner:
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth < 0:
+            return m.group(0)
+    return m.group(1) + inner
+
+
+def to_source(emitted: Emitted) -> str:
+    """Readable Python source of a generated function, with its comments."""
+    module = gast.Module(body=[emitted.fdef], type_ignores=[])
+    text = astunparse.unparse(gast.gast_to_ast(module)).strip("\n") + "\n"
+    text = _ASSIGN.sub(_unwrap, text)
+    return _MARKER.sub(lambda m: f"{m.group(1)}# {emitted.comments[int(m.group(2))]}", text)
+
+
+def compile_function(emitted: Emitted, label: str):
+    """Compile the generated function; returns ``(function, source, filename)``."""
+    source = to_source(emitted)
+    filename = f"<ad_transform {label} #{next(_serial)}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    code = compile(source, filename, "exec")
+    namespace = dict(emitted.namespace)
+    exec(code, namespace)
+    return namespace[emitted.fdef.name], source, filename

@@ -1,0 +1,205 @@
+"""Programs -> a gast ``FunctionDef``.  The only module that builds AST.
+
+Guarantees of :func:`emit`: one statement per equation, in program order (so
+primal first, then adjoints in reverse), a marker before each block of
+equations that come from one source line (``to_source`` turns markers into
+comments), a guard becomes ``if <check>: raise PathMiss(i, observed)``, and
+every object the code refers to is bound in the returned namespace under a
+name that no local variable uses.
+"""
+from __future__ import annotations
+
+import builtins
+import math
+
+import gast
+
+from . import runtime
+from .ir import Const, Eqn, Program, Var
+
+__all__ = ["emit", "Emitted"]
+
+_BINOPS = {"+": gast.Add, "-": gast.Sub, "*": gast.Mult, "/": gast.Div, "//": gast.FloorDiv,
+           "%": gast.Mod, "**": gast.Pow, "@": gast.MatMult, "&": gast.BitAnd, "|": gast.BitOr,
+           "^": gast.BitXor, "<<": gast.LShift, ">>": gast.RShift}
+_UNARY = {"-": gast.USub, "+": gast.UAdd, "not": gast.Not, "~": gast.Invert}
+_CMP = {"<": gast.Lt, "<=": gast.LtE, ">": gast.Gt, ">=": gast.GtE, "==": gast.Eq,
+        "!=": gast.NotEq, "is": gast.Is, "is not": gast.IsNot, "in": gast.In,
+        "not in": gast.NotIn}
+_LITERALS = (bool, int, str, type(None))
+
+
+class Emitted:
+    def __init__(self, fdef, namespace, comments):
+        self.fdef, self.namespace, self.comments = fdef, namespace, comments
+
+
+def _load(name):
+    return gast.Name(id=name, ctx=gast.Load(), annotation=None, type_comment=None)
+
+
+def _store(name):
+    return gast.Name(id=name, ctx=gast.Store(), annotation=None, type_comment=None)
+
+
+def _const(value):
+    return gast.Constant(value=value, kind=None)
+
+
+class _Emitter:
+    def __init__(self, prog: Program):
+        self.prog = prog
+        self.namer = prog.namer
+        self.namespace: dict = {}
+        self._bound: dict = {}  # id(obj) -> name
+
+    def bind(self, obj, hint: str) -> str:
+        """A global name for ``obj`` in the generated code's namespace."""
+        key = id(obj)
+        if key not in self._bound:
+            name = self.namer.fresh(hint)
+            self.namespace[name] = obj
+            self._bound[key] = name
+        return self._bound[key]
+
+    def atom(self, x):
+        if isinstance(x, Var):
+            return _load(x.name)
+        return self.const(x.value if isinstance(x, Const) else x)
+
+    def const(self, v):
+        if isinstance(v, _LITERALS):
+            return _const(v)
+        if type(v) is float and math.isfinite(v):
+            if v < 0 or (v == 0 and math.copysign(1.0, v) < 0):
+                return gast.UnaryOp(op=gast.USub(), operand=_const(-v))
+            return _const(v)
+        if type(v) is tuple and all(type(i) in (bool, int, str, float, type(None)) for i in v):
+            return gast.Tuple(elts=[self.const(i) for i in v], ctx=gast.Load())
+        return _load(self.bind(v, _hint_for(v)))
+
+    def ref(self, root_name: str, root_obj, attrs):
+        node = _load(self.bind(root_obj, root_name))
+        for a in attrs:
+            node = gast.Attribute(value=node, attr=a, ctx=gast.Load())
+        return node
+
+    def index(self, x):
+        v = x.value if isinstance(x, Const) else None
+        if isinstance(v, slice) and all(p is None or type(p) is int for p in (v.start, v.stop, v.step)):
+            return gast.Slice(*(None if p is None else _const(p) for p in (v.start, v.stop, v.step)))
+        return self.atom(x)
+
+    # -- one equation -> one statement ---------------------------------------------
+    def expr(self, e: Eqn):
+        form = e.prim.form
+        kind = form[0]
+        ins = e.ins
+        kws = [gast.keyword(arg=k, value=self.const(v)) for k, v in e.params]
+        if kind == "binop":
+            return gast.BinOp(left=self.atom(ins[0]), op=_BINOPS[form[1]](), right=self.atom(ins[1]))
+        if kind == "unary":
+            return gast.UnaryOp(op=_UNARY[form[1]](), operand=self.atom(ins[0]))
+        if kind == "compare":
+            return gast.Compare(left=self.atom(ins[0]), ops=[_CMP[form[1]]()],
+                                comparators=[self.atom(ins[1])])
+        if kind == "call":
+            root_obj = e.prim.root if e.prim.root is not None else getattr(builtins, form[1])
+            return gast.Call(func=self.ref(form[1], root_obj, form[2:]),
+                             args=[self.atom(x) for x in ins], keywords=kws)
+        if kind == "call_obj":
+            fn = ins[0].value
+            return gast.Call(func=self.atom(ins[0]) if not callable(fn) else
+                             _load(self.bind(fn, _hint_for(fn))),
+                             args=[self.atom(x) for x in ins[1:]], keywords=kws)
+        if kind == "method":
+            return gast.Call(func=gast.Attribute(value=self.atom(ins[0]), attr=form[1],
+                                                 ctx=gast.Load()),
+                             args=[self.atom(x) for x in ins[1:]], keywords=kws)
+        if kind == "getattr":
+            return gast.Attribute(value=self.atom(ins[0]), attr=form[1], ctx=gast.Load())
+        if kind == "getitem":
+            return gast.Subscript(value=self.atom(ins[0]), slice=self.index(ins[1]),
+                                  ctx=gast.Load())
+        raise NotImplementedError(f"no emitter for form {form}")
+
+    def guard(self, e: Eqn):
+        params = dict(e.params)
+        kind = e.prim.form[1]
+        expect, index = params["expect"], params["index"]
+        if kind == "truth":
+            test = self.atom(e.ins[0])
+            if expect:
+                test = gast.UnaryOp(op=gast.Not(), operand=test)
+            observed = _const(not expect)
+        elif kind == "eq":
+            test = gast.Compare(left=self.atom(e.ins[0]), ops=[gast.NotEq()],
+                                comparators=[self.const(expect)])
+            observed = self.atom(e.ins[0])
+        elif kind == "is":
+            test = gast.Compare(left=self.atom(e.ins[0]), ops=[gast.IsNot()],
+                                comparators=[self.const(expect)])
+            observed = self.atom(e.ins[0])
+        elif kind == "types":
+            type_ = _load(self.bind(builtins.type, "type"))
+            checks = [gast.Compare(left=gast.Call(func=type_, args=[self.atom(x)], keywords=[]),
+                                   ops=[gast.IsNot()], comparators=[self.const(t)])
+                      for x, t in zip(e.ins, expect)]
+            test = checks[0] if len(checks) == 1 else gast.BoolOp(op=gast.Or(), values=checks)
+            observed = gast.Tuple(elts=[gast.Call(func=type_, args=[self.atom(x)], keywords=[])
+                                        for x in e.ins], ctx=gast.Load())
+        else:
+            raise NotImplementedError(f"no emitter for guard {kind}")
+        miss = gast.Call(func=self.ref("_rt", runtime, ("PathMiss",)),
+                         args=[_const(index), observed], keywords=[])
+        return gast.If(test=test, body=[gast.Raise(exc=miss, cause=None)], orelse=[])
+
+    def output(self, x):
+        if isinstance(x, tuple):
+            return gast.Tuple(elts=[self.output(i) for i in x], ctx=gast.Load())
+        return self.atom(x)
+
+    def function(self, name: str) -> Emitted:
+        body, comments = [], []
+        block = None
+        for e in self.prog.eqns:
+            key = (e.phase, e.loc.file, e.loc.line) if e.loc else (e.phase, None, None)
+            if key != block and e.loc is not None:
+                block = key
+                where = f"{e.loc.file.rsplit('/', 1)[-1]}:{e.loc.line}"
+                label = "adjoint of " if e.phase == "adjoint" else ""
+                comments.append(f"{label}{where}: {e.loc.text.strip()}")
+                body.append(gast.Expr(value=_load(f"__ad_comment_{len(comments) - 1}__")))
+            if e.out is None:
+                body.append(self.guard(e))
+            else:
+                body.append(gast.Assign(targets=[_store(e.out.name)], value=self.expr(e),
+                                        type_comment=None))
+        (ret,) = self.prog.outputs
+        body.append(gast.Return(value=self.output(ret)))
+        args = gast.arguments(args=[gast.Name(id=v.name, ctx=gast.Param(), annotation=None,
+                                              type_comment=None) for v in self.prog.inputs],
+                              posonlyargs=[], vararg=None, kwonlyargs=[], kw_defaults=[],
+                              kwarg=None, defaults=[])
+        fdef = gast.FunctionDef(name=name, args=args, body=body, decorator_list=[], returns=None,
+                                type_comment=None, type_params=[])
+        return Emitted(fdef, self.namespace, comments)
+
+
+def _hint_for(obj) -> str:
+    if isinstance(obj, float):
+        return "inf" if obj == math.inf else "neg_inf" if obj == -math.inf else "nan"
+    if isinstance(obj, dict):
+        return "_globals"
+    if type(obj).__name__ == "cell":
+        return "_cell"
+    name = getattr(obj, "__name__", None)
+    if isinstance(name, str) and name.isidentifier():
+        return name.rsplit(".", 1)[-1]
+    return "_k"
+
+
+def emit(prog: Program, name: str) -> Emitted:
+    """Build the generated function for ``prog``, named ``name``."""
+    prog.namer.used.add(name)
+    return _Emitter(prog).function(name)

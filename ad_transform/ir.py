@@ -1,0 +1,362 @@
+"""The intermediate representation: three-address SSA along one control path.
+
+A :class:`Program` is a straight line of :class:`Eqn` s.  Each equation applies
+one :class:`Primitive` to atoms (:class:`Var` or :class:`Const`) and defines at
+most one new variable; every variable is defined exactly once, before its uses.
+Guards (``prim.form[0] == "guard"``) define nothing: they check at run time that
+the inputs still take the control path the program was built for.
+
+Besides the data types this module holds the :class:`Builder` (the one way to
+append equations: it names variables, folds constants and records concrete
+values), a printer (:func:`format_program`), a checker (:func:`verify`) and an
+interpreter (:func:`evaluate`).
+"""
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import Loc, PathTooLong
+
+__all__ = [
+    "Var", "Const", "Eqn", "Program", "Primitive", "Namer", "Builder",
+    "format_program", "verify", "evaluate", "current_builder", "value_kind",
+]
+
+
+def value_kind(value) -> str:
+    """A short type description used in printed IR and error messages."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and hasattr(value, "dtype"):
+        return f"{value.dtype}{list(shape)}"
+    return type(value).__name__
+
+
+class Var:
+    """An SSA variable.  Identity is the variable; the name is for printing.
+
+    Arithmetic on a ``Var`` appends equations to the builder that is current
+    (see :func:`current_builder`), which is how derivative rules are written:
+    ``lambda g, ans, x: g * cos(x)``.
+    """
+
+    __slots__ = ("name", "kind")
+
+    def __init__(self, name: str, kind: str = "?"):
+        self.name = name
+        self.kind = kind
+
+    def __repr__(self) -> str:
+        return self.name
+
+    # Operators build IR in the current builder; they are defined at the end of
+    # rules/builtins.py, next to the primitives they apply.
+
+
+@dataclass(frozen=True)
+class Const:
+    """A constant operand, baked into the program."""
+
+    value: Any
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
+Atom = Any  # Var | Const
+
+
+@dataclass(eq=False)
+class Primitive:
+    """One operation of the IR.
+
+    ``form`` says how the emitter prints it, without naming any AST class:
+    ``("binop", "+")``, ``("unary", "-")``, ``("compare", "<")``,
+    ``("call", root, attr, ...)`` for ``root.attr(...)``, ``("method", name)``,
+    ``("getattr", name)``, ``("getitem",)``, ``("guard", kind)``, ...
+    ``vjps[i]`` is the derivative rule of input ``i`` (``None``: not
+    differentiable in that input; ``zero=True``: derivative zero everywhere).
+    """
+
+    name: str
+    impl: Callable
+    form: tuple
+    hint: str = "t"
+    root: Any = None  # the object bound to form[1] for "call" forms
+    vjps: tuple = ()
+    variadic_vjp: Callable | None = None
+    zero: bool = False  # piecewise constant: no derivative flows through it
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def __call__(self, *ins, **params):
+        """Apply symbolically in the current builder (used by derivative rules)."""
+        return current_builder().apply(self, ins, params)
+
+    @property
+    def differentiable(self) -> bool:
+        return not self.zero and (bool(self.vjps) or self.variadic_vjp is not None)
+
+    def vjp(self, i: int):
+        if self.variadic_vjp is not None:
+            rule = self.variadic_vjp
+            return lambda g, ans, *ins, **params: rule(i, g, ans, *ins, **params)
+        return self.vjps[i] if i < len(self.vjps) else None
+
+
+@dataclass(frozen=True, eq=False)
+class Eqn:
+    prim: Primitive
+    ins: tuple
+    out: Var | None
+    loc: Loc | None
+    params: tuple = ()  # static keyword arguments, as (name, value) pairs
+    phase: str = "primal"  # or "adjoint"
+
+
+@dataclass
+class Program:
+    """A function along one control path: inputs, equations, outputs."""
+
+    name: str
+    inputs: tuple  # one Var per parameter of the user's function
+    eqns: list
+    outputs: tuple  # atoms returned
+    decisions: tuple = ()  # the control path: expected outcome of each guard
+    values: dict = field(default_factory=dict, repr=False)  # Var -> concrete value
+
+    def __str__(self) -> str:
+        return format_program(self)
+
+
+class Namer:
+    """Hands out unique, readable names: ``x``, ``x_1``, ``x_2`` ..."""
+
+    def __init__(self, reserved=()):
+        self.used: set[str] = set(reserved)
+        self.counters: dict[str, int] = {}
+
+    def fresh(self, hint: str) -> str:
+        hint = hint or "t"
+        if hint not in self.used:
+            self.used.add(hint)
+            return hint
+        n = self.counters.get(hint, 0)
+        while True:
+            n += 1
+            name = f"{hint}_{n}"
+            if name not in self.used:
+                self.counters[hint] = n
+                self.used.add(name)
+                return name
+
+
+_BUILDER: contextvars.ContextVar = contextvars.ContextVar("ad_transform_builder")
+
+
+def current_builder() -> "Builder":
+    try:
+        return _BUILDER.get()
+    except LookupError:
+        raise RuntimeError("IR is built only inside a Builder context") from None
+
+
+class Builder:
+    """Appends equations, evaluating each one on concrete values as it goes.
+
+    Guarantees: every appended equation's inputs are defined (inputs, earlier
+    outputs or constants); an equation whose inputs are all constants is folded
+    to a constant instead of appended; ``values[v]`` holds the concrete value
+    of every variable, so later passes know shapes and types exactly.
+    """
+
+    def __init__(self, namer: Namer, max_eqns: int = 500_000):
+        self.namer = namer
+        self.eqns: list[Eqn] = []
+        self.values: dict[Var, Any] = {}
+        self.loc: Loc | None = None
+        self.max_eqns = max_eqns
+        self.active: set[Var] = set()  # variables that depend on a wrt input
+        self.phase = "primal"
+
+    # -- context -----------------------------------------------------------
+    def __enter__(self):
+        self._token = _BUILDER.set(self)
+        return self
+
+    def __exit__(self, *exc):
+        _BUILDER.reset(self._token)
+
+    # -- values ------------------------------------------------------------
+    def value(self, x):
+        if isinstance(x, Var):
+            return self.values[x]
+        if isinstance(x, Const):
+            return x.value
+        return x
+
+    def new_var(self, hint: str, value) -> Var:
+        v = Var(self.namer.fresh(hint), value_kind(value))
+        self.values[v] = value
+        return v
+
+    def input(self, name: str, value) -> Var:
+        return self.new_var(name, value)
+
+    # -- equations ---------------------------------------------------------
+    def apply(self, prim: Primitive, ins, params=None, hint: str | None = None):
+        """Apply ``prim`` to atoms or raw constants; returns a Var or a raw constant."""
+        params = params or {}
+        vals = [self.value(x) for x in ins]
+        if not any(isinstance(x, Var) for x in ins):
+            return prim.impl(*vals, **params)
+        folded = _peephole(prim, ins, vals)
+        if folded is not _NO_FOLD:
+            return folded
+        return self._emit(prim, ins, vals, params, hint)
+
+    def emit(self, prim: Primitive, ins, params=None, hint: str | None = None) -> Var:
+        """Like :meth:`apply`, but always appends (reads of globals, opaque calls)."""
+        params = params or {}
+        return self._emit(prim, ins, [self.value(x) for x in ins], params, hint)
+
+    def _emit(self, prim, ins, vals, params, hint):
+        out = self.new_var(hint or prim.hint, prim.impl(*vals, **params))
+        atoms = tuple(x if isinstance(x, (Var, Const)) else Const(x) for x in ins)
+        self.append(Eqn(prim, atoms, out, self.loc, tuple(sorted(params.items())), self.phase))
+        if prim.differentiable and any(isinstance(x, Var) and x in self.active for x in ins):
+            self.active.add(out)
+        return out
+
+    def guard(self, prim: Primitive, ins, params) -> None:
+        """Append a guard: it checks, and defines nothing."""
+        atoms = tuple(x if isinstance(x, (Var, Const)) else Const(x) for x in ins)
+        self.append(Eqn(prim, atoms, None, self.loc, tuple(sorted(params.items())), self.phase))
+
+    def append(self, eqn: Eqn) -> None:
+        if len(self.eqns) >= self.max_eqns:
+            raise PathTooLong(
+                f"the unrolled control path passed {self.max_eqns} operations; "
+                "is a loop running away? (raise max_eqns= to allow more)", self.loc)
+        self.eqns.append(eqn)
+
+
+_NO_FOLD = object()
+
+
+def _peephole(prim, ins, vals):
+    """Identities that never change a value: ``x*1``, ``1*x``, ``x+0``, ``0+x``, ``x-0``, ``x/1``.
+
+    Applied only when the kept operand is a float (Python or NumPy floating
+    array), so dropping the operation loses no cast and no broadcast.
+    """
+    form = prim.form
+    if form[0] != "binop" or len(ins) != 2 or form[1] not in _UNITS:
+        return _NO_FOLD
+    (a, b), (va, vb) = ins, vals
+    unit, left_ok = _UNITS[form[1]]
+    if not isinstance(b, Var) and _is_unit(vb, unit) and _is_float(va):
+        return a
+    if left_ok and not isinstance(a, Var) and _is_unit(va, unit) and _is_float(vb):
+        return b
+    return _NO_FOLD
+
+
+_UNITS = {"*": (1, True), "+": (0, True), "-": (0, False), "/": (1, False)}
+
+
+def _is_unit(v, unit) -> bool:
+    return type(v) in (int, float) and v == unit
+
+
+def _is_float(v) -> bool:
+    if type(v) is float:
+        return True
+    dtype = getattr(v, "dtype", None)
+    return dtype is not None and getattr(v, "ndim", 0) > 0 and dtype.kind == "f"
+
+
+# -- printer, checker, interpreter ------------------------------------------------
+
+def _fmt_atom(x) -> str:
+    return x.name if isinstance(x, Var) else repr(x.value)
+
+
+def format_eqn(e: Eqn) -> str:
+    args = ", ".join(_fmt_atom(x) for x in e.ins)
+    params = "".join(f", {k}={v!r}" for k, v in e.params)
+    rhs = f"{e.prim.name}({args}{params})"
+    where = f"    # {e.loc.file.rsplit('/', 1)[-1]}:{e.loc.line}" if e.loc else ""
+    if e.out is None:
+        return f"{rhs}{where}"
+    return f"{e.out.name}:{e.out.kind} = {rhs}{where}"
+
+
+def _fmt_out(x) -> str:
+    if isinstance(x, tuple):
+        return "(" + ", ".join(_fmt_out(i) for i in x) + ")"
+    return _fmt_atom(x) if isinstance(x, (Var, Const)) else repr(x)
+
+
+def format_program(p: Program) -> str:
+    """Print a program one equation a line, e.g. ``sin:float = math.sin(x2)``."""
+    lines = [f"program {p.name}(" + ", ".join(f"{v.name}:{v.kind}" for v in p.inputs) + "):"]
+    lines += ["  " + format_eqn(e) for e in p.eqns]
+    lines.append("  return " + ", ".join(_fmt_out(x) for x in p.outputs))
+    return "\n".join(lines)
+
+
+def verify(p: Program) -> None:
+    """Check the SSA invariants; raise AssertionError naming the first violation."""
+    defined = set(p.inputs)
+    assert len(defined) == len(p.inputs), "an input is listed twice"
+    for e in p.eqns:
+        for x in e.ins:
+            assert isinstance(x, (Var, Const)), f"{format_eqn(e)}: operand {x!r} is not an atom"
+            if isinstance(x, Var):
+                assert x in defined, f"{format_eqn(e)}: {x.name} used before it is defined"
+        if e.prim.form[0] == "guard":
+            assert e.out is None, f"{format_eqn(e)}: a guard defines nothing"
+        else:
+            assert e.out is not None, f"{format_eqn(e)}: no output"
+            assert e.out not in defined, f"{format_eqn(e)}: {e.out.name} defined twice"
+            defined.add(e.out)
+    names = [v.name for v in defined]
+    assert len(names) == len(set(names)), "two variables share a name"
+    stack = list(p.outputs)
+    while stack:
+        x = stack.pop()
+        if isinstance(x, tuple):
+            stack.extend(x)
+        elif isinstance(x, Var):
+            assert x in defined, f"output {x.name} is never defined"
+
+
+class GuardFailed(Exception):
+    """Raised by :func:`evaluate` when the inputs leave the program's control path."""
+
+
+def evaluate(p: Program, *args):
+    """Run a program on concrete inputs by interpreting its equations."""
+    env = dict(zip(p.inputs, args))
+
+    def read(x):
+        return env[x] if isinstance(x, Var) else x.value
+
+    for e in p.eqns:
+        vals = [read(x) for x in e.ins]
+        if e.prim.form[0] == "guard":
+            if not e.prim.impl(*vals, **dict(e.params)):
+                raise GuardFailed(format_eqn(e))
+            continue
+        env[e.out] = e.prim.impl(*vals, **dict(e.params))
+    def build(x):
+        if isinstance(x, tuple):
+            return tuple(build(i) for i in x)
+        return read(x) if isinstance(x, (Var, Const)) else x
+
+    outs = build(p.outputs)
+    return outs[0] if len(outs) == 1 else outs
+

@@ -1,0 +1,923 @@
+"""AST + concrete inputs -> three-address SSA along the path the inputs take.
+
+The lowering is an interpreter over the (fenced) gast AST that evaluates the
+function on its concrete arguments and, as it goes, appends one equation per
+operation on a traced value.  Guarantees of :func:`lower`:
+
+* the result is a :class:`~ad_transform.ir.Program` in SSA form: one operation
+  per equation, every variable defined once, named after the user's variable
+  it was assigned to (``c``, ``c_1``, ...) or after its operation;
+* ``if``/``elif``, ``and``/``or``, conditional expressions and ``while`` tests
+  are decided on the concrete values; loops are unrolled; calls into the
+  user's own Python functions (helpers, closures, lambdas, recursion) are
+  inlined; operations on constants only are folded away;
+* every decision that depends on the inputs is recorded in
+  ``Program.decisions`` and checked by a guard equation, so the program is
+  only ever run on inputs that take the same path;
+* values read from globals and closure cells that are data (numbers, arrays)
+  are read at run time, not baked in; functions, modules and other objects are
+  resolved now (helpers inlined from a global name are guarded by identity).
+
+Interpreter values are: a :class:`Var` (traced), a Python list/tuple/dict
+holding interpreter values (containers are structure, not data), a
+:class:`Closure` (a function defined inside traced code) or any other Python
+object, which is a constant.
+"""
+from __future__ import annotations
+
+import builtins
+import inspect
+import operator
+import sys
+import types
+
+import gast
+
+from . import fence
+from .errors import ADError, BadWrt, MissingRule, UnsupportedSyntax
+from .ir import Builder, Namer, Program, Var
+from .rules import builtins as B
+from .rules import lookup, lookup_method
+from .source import FunctionSource, get_source, loc_of
+
+__all__ = ["lower", "Closure"]
+
+BINOPS = {
+    gast.Add: operator.add, gast.Sub: operator.sub, gast.Mult: operator.mul,
+    gast.Div: operator.truediv, gast.FloorDiv: operator.floordiv, gast.Mod: operator.mod,
+    gast.Pow: operator.pow, gast.MatMult: operator.matmul, gast.BitAnd: operator.and_,
+    gast.BitOr: operator.or_, gast.BitXor: operator.xor, gast.LShift: operator.lshift,
+    gast.RShift: operator.rshift,
+}
+UNARY = {gast.USub: operator.neg, gast.UAdd: operator.pos, gast.Not: operator.not_,
+         gast.Invert: operator.invert}
+COMPARE = {
+    gast.Lt: operator.lt, gast.LtE: operator.le, gast.Gt: operator.gt, gast.GtE: operator.ge,
+    gast.Eq: operator.eq, gast.NotEq: operator.ne, gast.Is: operator.is_,
+    gast.IsNot: operator.is_not, gast.In: lambda a, b: a in b,
+    gast.NotIn: lambda a, b: a not in b,
+}
+_DATA_TYPES = (int, float, complex)  # read at run time when they come from globals or cells
+
+
+class _Return(Exception):
+    def __init__(self, value):
+        self.value = value
+
+
+class _Break(Exception):
+    pass
+
+
+class _Continue(Exception):
+    pass
+
+
+class Closure:
+    """A function defined inside traced code (``def`` or ``lambda``)."""
+
+    def __init__(self, node, scope, src, defaults, kwdefaults):
+        self.node, self.scope, self.src = node, scope, src
+        self.defaults, self.kwdefaults = defaults, kwdefaults
+        self.__name__ = getattr(node, "name", "<lambda>")
+
+
+class VarMethod:
+    """``x.method`` for a traced ``x``, waiting to be called."""
+
+    def __init__(self, var, name):
+        self.var, self.name = var, name
+
+
+class Scope:
+    __slots__ = ("locals", "parent", "globals", "cells", "local_names")
+
+    def __init__(self, locals_, parent, globals_, cells, local_names):
+        self.locals = locals_
+        self.parent = parent
+        self.globals = globals_
+        self.cells = cells
+        self.local_names = local_names
+
+
+def _local_names(node) -> frozenset:
+    """Names a function binds (Python makes them local for its whole body)."""
+    cached = getattr(node, "_ad_locals", None)
+    if cached is not None:
+        return cached
+    names = set()
+    a = node.args
+    for p in a.posonlyargs + a.args + a.kwonlyargs + [a.vararg, a.kwarg]:
+        if p is not None:
+            names.add(p.id)
+    body = node.body if isinstance(node.body, list) else [node.body]
+    stack = list(body)
+    while stack:
+        n = stack.pop()
+        if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store):
+            names.add(n.id)
+        if isinstance(n, gast.FunctionDef):
+            names.add(n.name)
+            stack.extend(n.args.defaults)
+            continue
+        if isinstance(n, (gast.Lambda, gast.ListComp, gast.GeneratorExp)):
+            continue
+        stack.extend(gast.iter_child_nodes(n))
+    node._ad_locals = frozenset(names)
+    return node._ad_locals
+
+
+def _contains_var(x) -> bool:
+    if isinstance(x, Var):
+        return True
+    if isinstance(x, (list, tuple)):
+        return any(_contains_var(i) for i in x)
+    if isinstance(x, dict):
+        return any(_contains_var(i) for i in x.values())
+    return False
+
+
+def _is_user_code(fn) -> bool:
+    """True for functions the user wrote (inlined), False for libraries (opaque)."""
+    filename = getattr(getattr(fn, "__code__", None), "co_filename", "")
+    module = (getattr(fn, "__module__", "") or "").split(".")[0]
+    if module in sys.stdlib_module_names or module in ("numpy", "scipy", "ad_transform"):
+        return False
+    return "site-packages" not in filename and "dist-packages" not in filename
+
+
+def _describe(fn) -> str:
+    mod = getattr(fn, "__module__", None)
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    return f"{mod}.{name}" if mod and mod != "builtins" else name
+
+
+class Lowerer:
+    def __init__(self, fn, wrt, max_eqns=500_000):
+        self.fn = fn
+        self.wrt = wrt
+        self.namer = Namer()
+        self.b = Builder(self.namer, max_eqns)
+        self.decisions: list = []
+        self.guarded: dict = {}
+        self.loads: dict = {}
+        self.src: FunctionSource | None = None
+        self.scope: Scope | None = None
+        self._locs: dict = {}
+
+    # -- entry point -----------------------------------------------------------
+    def lower(self, args) -> Program:
+        fn = self.fn
+        src = get_source(fn)
+        fence.check(src)
+        params = list(inspect.signature(fn).parameters)
+        self.src = src
+        self.b.loc = self.loc(src.node)
+        with self.b:
+            inputs = [self.b.input(name, value) for name, value in zip(params, args)]
+            for i in self.wrt:
+                self._check_wrt(params[i], args[i])
+                self.b.active.add(inputs[i])
+            self._decide(B.guard_types, inputs, tuple(type(a) for a in args), src.node)
+            locals_ = dict(zip(params, inputs))
+            scope = Scope(locals_, None, fn.__globals__, self._cells(fn), _local_names(src.node))
+            try:
+                result = self._run(src, scope)
+            except (ADError, _Break, _Continue):
+                raise
+            except RecursionError:
+                raise UnsupportedSyntax("recursion too deep to unroll along this path",
+                                        self.b.loc) from None
+            except Exception as exc:
+                if self.b.loc is not None and not getattr(exc, "_ad_noted", False):
+                    exc.add_note(f"(raised at {self.b.loc} while ad_transform lowered "
+                                 f"{src.name}){self.b.loc.excerpt()}")
+                    exc._ad_noted = True
+                raise
+        prog = Program(src.name, tuple(inputs), self.b.eqns, (result,), tuple(self.decisions),
+                       self.b.values)
+        prog.namer = self.namer
+        prog.active = self.b.active
+        prog.return_loc = self.return_loc
+        return prog
+
+    def _check_wrt(self, name, value):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        dtype = getattr(value, "dtype", None)
+        if dtype is not None and hasattr(value, "shape"):
+            ok = dtype.kind in "fiu"
+            if dtype.kind == "c":
+                raise BadWrt(f"argument {name!r} is complex ({dtype}); ad_transform "
+                             "differentiates real inputs only")
+        if isinstance(value, complex):
+            raise BadWrt(f"argument {name!r} is complex; ad_transform differentiates real "
+                         "inputs only")
+        if not ok:
+            raise BadWrt(f"argument {name!r} is a {type(value).__name__}; a wrt argument must "
+                         "be a float, an int or a NumPy array")
+
+    def loc(self, node):
+        key = (self.src.filename, getattr(node, "lineno", 0), getattr(node, "col_offset", 0))
+        loc = self._locs.get(key)
+        if loc is None:
+            loc = self._locs[key] = loc_of(self.src.filename, node)
+        return loc
+
+    @staticmethod
+    def _cells(fn) -> dict:
+        return dict(zip(fn.__code__.co_freevars, fn.__closure__ or ()))
+
+    def _run(self, src, scope):
+        saved = self.src, self.scope
+        self.src, self.scope = src, scope
+        try:
+            node = src.node
+            if isinstance(node, gast.Lambda):
+                return self.eval(node.body)
+            try:
+                self.exec_block(node.body)
+            except _Return as r:
+                return r.value
+            self.return_loc = self.loc(node)
+            return None
+        finally:
+            self.src, self.scope = saved
+
+    # -- decisions -------------------------------------------------------------
+    def _decide(self, prim, ins, expect, node):
+        key = (prim, tuple(ins))
+        if key in self.guarded:
+            return
+        self.guarded[key] = expect
+        self.b.loc = self.loc(node)
+        self.b.guard(prim, ins, {"expect": expect, "index": len(self.decisions)})
+        self.decisions.append(expect)
+
+    def truth(self, x, node) -> bool:
+        if not isinstance(x, Var):
+            return bool(x)
+        outcome = bool(self.b.value(x))
+        self._decide(B.guard_truth, (x,), outcome, node)
+        return outcome
+
+    def concrete(self, x, node):
+        """The value of ``x`` where Python needs it now (a count, an index, a key)."""
+        if isinstance(x, Var):
+            value = self.b.value(x)
+            if hasattr(value, "shape") and getattr(value, "ndim", 0) > 0:
+                return x  # an index array stays traced
+            self._decide(B.guard_eq, (x,), value, node)
+            return value
+        if isinstance(x, tuple):
+            return tuple(self.concrete(i, node) for i in x)
+        if isinstance(x, slice):
+            return slice(*(self.concrete(i, node) for i in (x.start, x.stop, x.step)))
+        return x
+
+    # -- statements ------------------------------------------------------------
+    def exec_block(self, stmts):
+        for s in stmts:
+            self.b.loc = self.loc(s)
+            getattr(self, "s_" + type(s).__name__)(s)
+
+    def s_Expr(self, s):
+        self.eval(s.value)
+
+    def s_Pass(self, s):
+        pass
+
+    def s_Break(self, s):
+        raise _Break()
+
+    def s_Continue(self, s):
+        raise _Continue()
+
+    def s_Return(self, s):
+        self.return_loc = self.loc(s)
+        raise _Return(None if s.value is None else self.eval(s.value))
+
+    def s_Assign(self, s):
+        hint = s.targets[0].id if len(s.targets) == 1 and isinstance(s.targets[0], gast.Name) else None
+        value = self.eval(s.value, hint)
+        for t in s.targets:
+            self.assign(t, value)
+
+    def s_AnnAssign(self, s):
+        if s.value is not None:
+            hint = s.target.id if isinstance(s.target, gast.Name) else None
+            self.assign(s.target, self.eval(s.value, hint))
+
+    def s_AugAssign(self, s):
+        t = s.target
+        rhs = self.eval(s.value)
+        if isinstance(t, gast.Name):
+            cur = self.lookup(t.id, t)
+            if isinstance(cur, (list, dict)):  # in-place, as Python does
+                self.scope.locals[t.id] = self._inplace(type(s.op), cur, rhs, s)
+            else:
+                self.scope.locals[t.id] = self.binop(type(s.op), cur, rhs, s, t.id)
+            return
+        obj = self.eval(t.value)
+        idx = self.index(t.slice)
+        cur = self.getitem(obj, idx, t)
+        self.setitem(obj, idx, self.binop(type(s.op), cur, rhs, s), t)
+
+    def _inplace(self, opcls, cur, rhs, node):
+        if opcls is gast.Add:
+            cur += self.iterate(rhs, node) if isinstance(cur, list) else rhs
+            return cur
+        if opcls is gast.Mult:
+            cur *= self.concrete(rhs, node)
+            return cur
+        if opcls is gast.BitOr and isinstance(cur, dict):
+            cur |= rhs
+            return cur
+        return self.binop(opcls, cur, rhs, node)
+
+    def s_If(self, s):
+        if self.truth(self.eval(s.test), s.test):
+            self.exec_block(s.body)
+        else:
+            self.exec_block(s.orelse)
+
+    def s_While(self, s):
+        while True:
+            if not self.truth(self.eval(s.test), s.test):
+                self.exec_block(s.orelse)
+                return
+            try:
+                self.exec_block(s.body)
+            except _Break:
+                return
+            except _Continue:
+                pass
+            self.b.loc = self.loc(s)
+
+    def s_For(self, s):
+        items = self.iterate(self.eval(s.iter), s.iter)
+        for item in items:
+            self.b.loc = self.loc(s)
+            self.assign(s.target, item)
+            try:
+                self.exec_block(s.body)
+            except _Break:
+                return
+            except _Continue:
+                pass
+        self.exec_block(s.orelse)
+
+    def s_Assert(self, s):
+        if not self.truth(self.eval(s.test), s.test):
+            msg = () if s.msg is None else (self.b.value(self.eval(s.msg)),)
+            raise AssertionError(*msg)
+
+    def s_Raise(self, s):
+        exc = self.eval(s.exc) if s.exc is not None else RuntimeError("re-raise outside except")
+        cause = self.eval(s.cause) if s.cause is not None else None
+        raise exc from cause
+
+    def s_FunctionDef(self, s):
+        self.scope.locals[s.name] = self._closure(s)
+
+    def _closure(self, node):
+        a = node.args
+        defaults = [self.eval(d) for d in a.defaults]
+        kwdefaults = {p.id: self.eval(d) for p, d in zip(a.kwonlyargs, a.kw_defaults)
+                      if d is not None}
+        return Closure(node, self.scope, self.src, defaults, kwdefaults)
+
+    # -- assignment targets ----------------------------------------------------
+    def assign(self, target, value):
+        if isinstance(target, gast.Name):
+            self.scope.locals[target.id] = value
+        elif isinstance(target, (gast.Tuple, gast.List)):
+            items = self.iterate(value, target)
+            if len(items) != len(target.elts):
+                raise ValueError(f"cannot unpack {len(items)} values into {len(target.elts)} names")
+            for t, v in zip(target.elts, items):
+                self.assign(t, v)
+        else:  # Subscript (the fence rules out everything else)
+            self.setitem(self.eval(target.value), self.index(target.slice), value, target)
+
+    def setitem(self, obj, idx, value, node):
+        if isinstance(obj, (list, dict)):
+            obj[self.concrete(idx, node)] = value
+            return
+        hook = getattr(self, "setitem_traced", None)
+        if isinstance(obj, Var) and hook is not None:
+            return hook(obj, idx, value, node)
+        raise UnsupportedSyntax(f"item assignment to a {type(self.b.value(obj)).__name__} "
+                                "value is not supported", self.loc(node))
+
+    # -- expressions -----------------------------------------------------------
+    def eval(self, node, hint=None):
+        return getattr(self, "e_" + type(node).__name__)(node, hint)
+
+    def e_Constant(self, node, hint):
+        return node.value
+
+    def e_Name(self, node, hint):
+        return self.lookup(node.id, node)
+
+    def lookup(self, name, node):
+        scope = self.scope
+        if name in scope.locals:
+            return scope.locals[name]
+        if name in scope.local_names:
+            raise UnboundLocalError(f"local variable '{name}' referenced before assignment "
+                                    f"(at {self.loc(node)})")
+        p = scope.parent
+        while p is not None:
+            if name in p.locals:
+                return p.locals[name]
+            p = p.parent
+        if name in scope.cells:
+            return self._from_cell(scope.cells[name], name, node)
+        if name in scope.globals:
+            return self._from_global(scope.globals, name, node)
+        if hasattr(builtins, name):
+            return getattr(builtins, name)
+        raise NameError(f"name '{name}' is not defined (at {self.loc(node)})")
+
+    def _is_data(self, obj):
+        return (isinstance(obj, _DATA_TYPES) and not isinstance(obj, bool)) or (
+            hasattr(obj, "dtype") and hasattr(obj, "shape"))
+
+    def _from_global(self, g, name, node):
+        obj = g[name]
+        key = (id(g), name)
+        if key in self.loads:
+            return self.loads[key]
+        self.b.loc = self.loc(node)
+        if self._is_data(obj):
+            var = self.b.emit(B.load_global, (g, name), hint=name)
+            self._decide(B.guard_types, (var,), (type(obj),), node)
+            self.loads[key] = var
+            return var
+        if isinstance(obj, types.FunctionType) and lookup(obj) is None and _is_user_code(obj):
+            var = self.b.emit(B.load_global, (g, name), hint=name)
+            self._decide(B.guard_is, (var,), obj, node)
+        self.loads[key] = obj
+        return obj
+
+    def _from_cell(self, cell, name, node):
+        key = id(cell)
+        if key in self.loads:
+            return self.loads[key]
+        obj = cell.cell_contents
+        if self._is_data(obj):
+            self.b.loc = self.loc(node)
+            obj = self.b.emit(B.load_cell, (cell,), hint=name)
+        self.loads[key] = obj
+        return obj
+
+    def apply(self, fn, ins, node, hint=None, params=None):
+        prim = lookup(fn)
+        if prim is None:
+            raise MissingRule(f"no derivative rule for {_describe(fn)}", self.loc(node))
+        self.b.loc = self.loc(node)
+        return self.b.apply(prim, ins, params, hint)
+
+    def e_BinOp(self, node, hint):
+        return self.binop(type(node.op), self.eval(node.left), self.eval(node.right), node, hint)
+
+    def binop(self, opcls, left, right, node, hint=None):
+        fn = BINOPS[opcls]
+        lv, rv = isinstance(left, Var), isinstance(right, Var)
+        if not lv and not rv:
+            return fn(left, right)  # constants, and list/tuple concatenation
+        if isinstance(left, (list, tuple)) or isinstance(right, (list, tuple)):
+            return fn(self.concrete(left, node), self.concrete(right, node))
+        return self.apply(fn, (left, right), node, hint)
+
+    def e_UnaryOp(self, node, hint):
+        x = self.eval(node.operand)
+        fn = UNARY[type(node.op)]
+        if not isinstance(x, Var):
+            return fn(x)
+        return self.apply(fn, (x,), node, hint)
+
+    def e_BoolOp(self, node, hint):
+        is_and = isinstance(node.op, gast.And)
+        for expr in node.values[:-1]:
+            v = self.eval(expr)
+            if self.truth(v, expr) != is_and:
+                return v
+        return self.eval(node.values[-1])
+
+    def e_Compare(self, node, hint):
+        left = self.eval(node.left)
+        result = True
+        for i, (op, comp) in enumerate(zip(node.ops, node.comparators)):
+            right = self.eval(comp)
+            result = self.compare(type(op), left, right, node, hint)
+            if i + 1 < len(node.ops) and not self.truth(result, node):
+                return result
+            left = right
+        return result
+
+    def compare(self, opcls, left, right, node, hint=None):
+        fn = COMPARE[opcls]
+        lv, rv = isinstance(left, Var), isinstance(right, Var)
+        if not lv and not rv:
+            if opcls in (gast.In, gast.NotIn) and _contains_var(right):
+                raise MissingRule("'in' on a container holding traced values is not supported",
+                                  self.loc(node))
+            return fn(left, right)
+        if opcls in (gast.Is, gast.IsNot) and (left is None or right is None):
+            return fn(self.b.value(left), self.b.value(right))  # decided by the type guard
+        if opcls in (gast.In, gast.NotIn):
+            if _contains_var(right) and not isinstance(right, Var):
+                raise MissingRule("'in' on a container holding traced values is not supported",
+                                  self.loc(node))
+            prim = B.contains if opcls is gast.In else B.not_in
+            self.b.loc = self.loc(node)
+            return self.b.apply(prim, (left, right), None, hint)
+        return self.apply(fn, (left, right), node, hint)
+
+    def e_IfExp(self, node, hint):
+        if self.truth(self.eval(node.test), node.test):
+            return self.eval(node.body, hint)
+        return self.eval(node.orelse, hint)
+
+    def e_Lambda(self, node, hint):
+        return self._closure(node)
+
+    def e_Tuple(self, node, hint):
+        return tuple(self._elements(node.elts))
+
+    def e_List(self, node, hint):
+        return self._elements(node.elts)
+
+    def _elements(self, elts):
+        out = []
+        for e in elts:
+            if isinstance(e, gast.Starred):
+                out.extend(self.iterate(self.eval(e.value), e))
+            else:
+                out.append(self.eval(e))
+        return out
+
+    def e_Dict(self, node, hint):
+        out = {}
+        for k, v in zip(node.keys, node.values):
+            if k is None:
+                out.update(self.eval(v))
+            else:
+                out[self.concrete(self.eval(k), k)] = self.eval(v)
+        return out
+
+    def e_ListComp(self, node, hint):
+        out = []
+        saved = self.scope
+        self.scope = Scope({}, saved, saved.globals, saved.cells, frozenset())
+        try:
+            self._comprehend(node, 0, out)
+        finally:
+            self.scope = saved
+        return out
+
+    e_GeneratorExp = e_ListComp
+
+    def _comprehend(self, node, i, out):
+        if i == len(node.generators):
+            out.append(self.eval(node.elt))
+            return
+        gen = node.generators[i]
+        for item in self.iterate(self.eval(gen.iter), gen.iter):
+            self.assign(gen.target, item)
+            if all(self.truth(self.eval(c), c) for c in gen.ifs):
+                self._comprehend(node, i + 1, out)
+
+    def e_JoinedStr(self, node, hint):
+        parts = []
+        for v in node.values:
+            parts.append(v.value if isinstance(v, gast.Constant) else self.e_FormattedValue(v, None))
+        return "".join(parts)
+
+    def e_FormattedValue(self, node, hint):
+        value = self.b.value(self.eval(node.value))
+        conv = {115: str, 114: repr, 97: ascii}.get(node.conversion)
+        if conv is not None:
+            value = conv(value)
+        spec = self.e_JoinedStr(node.format_spec, None) if node.format_spec else ""
+        return format(value, spec)
+
+    def e_Starred(self, node, hint):
+        raise UnsupportedSyntax("starred expression here", self.loc(node))
+
+    def e_Attribute(self, node, hint):
+        obj = self.eval(node.value)
+        if isinstance(obj, Var):
+            return self.var_attr(obj, node.attr, node, hint)
+        if isinstance(obj, Closure):
+            raise UnsupportedSyntax("attribute of a local function", self.loc(node))
+        return getattr(obj, node.attr)
+
+    def var_attr(self, var, name, node, hint=None):
+        value = self.b.value(var)
+        hook = getattr(self, "var_attr_traced", None)
+        if hook is not None:
+            result = hook(var, value, name, node, hint)
+            if result is not NotImplemented:
+                return result
+        if isinstance(value, (int, float)) and name == "real":
+            return var
+        if isinstance(value, (int, float)) and name == "imag":
+            return 0.0 * value
+        attr = getattr(value, name)  # AttributeError as Python would raise it
+        if callable(attr):
+            return VarMethod(var, name)
+        if var in self.b.active:
+            raise MissingRule(f"no derivative rule for attribute .{name} of "
+                              f"{type(value).__name__}", self.loc(node))
+        self.b.loc = self.loc(node)
+        return self.b.emit(B.getattr_(name), (var,), hint=hint or name)
+
+    def e_Subscript(self, node, hint):
+        obj = self.eval(node.value)
+        return self.getitem(obj, self.index(node.slice), node, hint)
+
+    def index(self, node):
+        if isinstance(node, gast.Slice):
+            return slice(*(None if p is None else self.eval(p)
+                           for p in (node.lower, node.upper, node.step)))
+        if isinstance(node, gast.Tuple):
+            return tuple(self.index(e) for e in node.elts)
+        return self.eval(node)
+
+    def getitem(self, obj, idx, node, hint=None):
+        if isinstance(obj, Var):
+            idx = self.concrete(idx, node)
+            self.b.loc = self.loc(node)
+            return self.b.apply(B.getitem, (obj, idx), None, hint)
+        return obj[self.concrete(idx, node)]
+
+    def iterate(self, x, node) -> list:
+        """The items of an iterable, as a list of interpreter values."""
+        if isinstance(x, Var):
+            value = self.b.value(x)
+            if hasattr(value, "shape"):
+                n = len(value)  # shapes are part of the path
+            else:
+                self.b.loc = self.loc(node)
+                n = self.concrete(self.b.apply(B.length, (x,)), node)
+            return [self.getitem(x, i, node) for i in range(n)]
+        if isinstance(x, dict):
+            return list(x)
+        return list(x)
+
+    # -- calls -----------------------------------------------------------------
+    def e_Call(self, node, hint):
+        func = self.eval(node.func)
+        args = self._elements(node.args)
+        kwargs = {}
+        for kw in node.keywords:
+            if kw.arg is None:
+                kwargs.update(self.eval(kw.value))
+            else:
+                kwargs[kw.arg] = self.eval(kw.value)
+        return self.call(func, args, kwargs, node, hint)
+
+    def call(self, func, args, kwargs, node, hint=None):
+        if isinstance(func, Closure):
+            return self.call_closure(func, args, kwargs, node)
+        if isinstance(func, VarMethod):
+            return self.call_method(func, args, kwargs, node, hint)
+        intrinsic = _INTRINSICS.get(func) if _hashable(func) else None
+        if intrinsic is not None:
+            result = intrinsic(self, args, kwargs, node, hint)
+            if result is not NotImplemented:
+                return result
+        if isinstance(func, Var):
+            raise MissingRule("calling a traced value is not supported", self.loc(node))
+        has_var = any(_contains_var(a) for a in args) or any(
+            _contains_var(v) for v in kwargs.values())
+        if not has_var:
+            return func(*args, **kwargs)  # constants only: fold
+        if isinstance(func, types.BuiltinMethodType) and isinstance(
+                getattr(func, "__self__", None), (list, dict)):
+            return func(*args, **kwargs)  # list.append, dict.get, ...: structure
+        prim = lookup(func)
+        if prim is not None:
+            if any(isinstance(v, (Var, list, dict)) for v in kwargs.values()):
+                raise MissingRule(f"traced keyword argument to {_describe(func)}",
+                                  self.loc(node))
+            self.b.loc = self.loc(node)
+            return self.b.apply(prim, tuple(args), kwargs, hint)
+        if isinstance(func, types.FunctionType) and _is_user_code(func):
+            return self.call_function(func, args, kwargs, node)
+        return self.call_opaque(func, args, kwargs, node, hint)
+
+    def call_opaque(self, func, args, kwargs, node, hint=None):
+        active = [a for a in list(args) + list(kwargs.values())
+                  if isinstance(a, Var) and a in self.b.active]
+        if active or any(isinstance(a, (list, tuple, dict)) and _contains_var(a)
+                         for a in list(args) + list(kwargs.values())):
+            what = "no derivative rule for"
+            if isinstance(func, types.FunctionType):
+                what = "no derivative rule (and no user source to inline) for"
+            raise MissingRule(f"{what} {_describe(func)}, called on a differentiated value",
+                              self.loc(node))
+        if any(isinstance(v, Var) for v in kwargs.values()):
+            raise MissingRule(f"traced keyword argument to {_describe(func)}", self.loc(node))
+        self.b.loc = self.loc(node)
+        name = getattr(func, "__name__", "call")
+        return self.b.emit(B.call_opaque, (func, *args), kwargs,
+                           hint=hint or (name if name.isidentifier() else "call"))
+
+    def call_method(self, m, args, kwargs, node, hint):
+        value = self.b.value(m.var)
+        prim = lookup_method(value, m.name)
+        if prim is not None:
+            self.b.loc = self.loc(node)
+            return self.b.apply(prim, (m.var, *args), kwargs, hint)
+        if m.var in self.b.active or any(isinstance(a, Var) and a in self.b.active for a in args):
+            raise MissingRule(f"no derivative rule for method .{m.name}() of "
+                              f"{type(value).__name__}", self.loc(node))
+        self.b.loc = self.loc(node)
+        return self.b.emit(B.method(m.name), (m.var, *args), kwargs, hint=hint or m.name)
+
+    def call_closure(self, c, args, kwargs, node):
+        node_ = c.node
+        bound = _bind(node_.args, c.defaults, c.kwdefaults, args, kwargs, c.__name__)
+        scope = Scope(bound, c.scope, c.scope.globals, c.scope.cells, _local_names(node_))
+        return self._run(FunctionSource(node_, c.src.filename, c.__name__), scope)
+
+    def call_function(self, fn, args, kwargs, node):
+        src = get_source(fn)
+        fence.check(src)
+        bound = _bind(src.node.args, list(fn.__defaults__ or ()), dict(fn.__kwdefaults__ or {}),
+                      args, kwargs, fn.__name__)
+        scope = Scope(bound, None, fn.__globals__, self._cells(fn), _local_names(src.node))
+        return self._run(src, scope)
+
+
+def _hashable(x) -> bool:
+    try:
+        hash(x)
+        return True
+    except TypeError:
+        return False
+
+
+def _bind(a, defaults, kwdefaults, args, kwargs, fname) -> dict:
+    """Python's argument binding, for interpreter values."""
+    pos = [p.id for p in a.posonlyargs + a.args]
+    out = dict(zip(pos, args))
+    kwargs = dict(kwargs)
+    extra = list(args[len(pos):])
+    if a.vararg is not None:
+        out[a.vararg.id] = tuple(extra)
+    elif extra:
+        raise TypeError(f"{fname}() takes {len(pos)} positional arguments but {len(args)} "
+                        "were given")
+    posonly = {p.id for p in a.posonlyargs}
+    first_default = len(pos) - len(defaults)
+    for i, name in enumerate(pos):
+        if name in kwargs and name not in posonly:
+            if name in out:
+                raise TypeError(f"{fname}() got multiple values for argument '{name}'")
+            out[name] = kwargs.pop(name)
+        elif name not in out:
+            if i < first_default:
+                raise TypeError(f"{fname}() missing required argument '{name}'")
+            out[name] = defaults[i - first_default]
+    for p in a.kwonlyargs:
+        if p.id in kwargs:
+            out[p.id] = kwargs.pop(p.id)
+        elif p.id in kwdefaults:
+            out[p.id] = kwdefaults[p.id]
+        else:
+            raise TypeError(f"{fname}() missing required keyword-only argument '{p.id}'")
+    if a.kwarg is not None:
+        out[a.kwarg.id] = kwargs
+    elif kwargs:
+        raise TypeError(f"{fname}() got an unexpected keyword argument '{next(iter(kwargs))}'")
+    return out
+
+
+# -- builtins the interpreter handles itself (structure, not data) -----------------
+
+def _i_len(lw, args, kwargs, node, hint):
+    (x,) = args
+    if isinstance(x, Var):
+        value = lw.b.value(x)
+        if hasattr(value, "shape"):
+            return len(value)
+        lw.b.loc = lw.loc(node)
+        return lw.b.apply(B.length, (x,), None, hint)
+    return len(x)
+
+
+def _i_range(lw, args, kwargs, node, hint):
+    return range(*(lw.concrete(a, node) for a in args))
+
+
+def _i_enumerate(lw, args, kwargs, node, hint):
+    start = lw.concrete(args[1] if len(args) > 1 else kwargs.get("start", 0), node)
+    return list(enumerate(lw.iterate(args[0], node), start))
+
+
+def _i_zip(lw, args, kwargs, node, hint):
+    return list(zip(*(lw.iterate(a, node) for a in args)))
+
+
+def _i_reversed(lw, args, kwargs, node, hint):
+    return list(reversed(lw.iterate(args[0], node)))
+
+
+def _i_list(lw, args, kwargs, node, hint):
+    return lw.iterate(args[0], node) if args else []
+
+
+def _i_tuple(lw, args, kwargs, node, hint):
+    return tuple(lw.iterate(args[0], node)) if args else ()
+
+
+def _i_sum(lw, args, kwargs, node, hint):
+    items = lw.iterate(args[0], node)
+    acc = args[1] if len(args) > 1 else kwargs.get("start", 0)
+    for item in items:
+        acc = lw.binop(gast.Add, acc, item, node)
+    return acc
+
+
+def _reduce_minmax(prim, pyfn):
+    def intrinsic(lw, args, kwargs, node, hint):
+        items = lw.iterate(args[0], node) if len(args) == 1 else list(args)
+        if not any(_contains_var(i) for i in items):
+            return pyfn(*args, **kwargs)
+        if kwargs:
+            raise MissingRule(f"{pyfn.__name__}() with key= or default= on traced values",
+                              lw.loc(node))
+        if not items:
+            raise ValueError(f"{pyfn.__name__}() arg is an empty sequence")
+        acc = items[0]
+        lw.b.loc = lw.loc(node)
+        for item in items[1:]:
+            acc = lw.b.apply(prim, (acc, item), None, hint)
+        return acc
+    return intrinsic
+
+
+def _i_isinstance(lw, args, kwargs, node, hint):
+    return isinstance(lw.b.value(args[0]) if isinstance(args[0], Var) else args[0], args[1])
+
+
+def _i_type(lw, args, kwargs, node, hint):
+    if len(args) == 1 and isinstance(args[0], Var):
+        return type(lw.b.value(args[0]))
+    return NotImplemented
+
+
+def _i_map(lw, args, kwargs, node, hint):
+    fn, *seqs = args
+    return [lw.call(fn, list(items), {}, node) for items in zip(*(lw.iterate(s, node) for s in seqs))]
+
+
+def _i_filter(lw, args, kwargs, node, hint):
+    fn, seq = args
+    return [x for x in lw.iterate(seq, node)
+            if lw.truth(x if fn is None else lw.call(fn, [x], {}, node), node)]
+
+
+def _i_any_all(is_any):
+    def intrinsic(lw, args, kwargs, node, hint):
+        for x in lw.iterate(args[0], node):
+            if lw.truth(x, node) == is_any:
+                return is_any
+        return not is_any
+    return intrinsic
+
+
+def _i_divmod(lw, args, kwargs, node, hint):
+    a, b = args
+    return (lw.binop(gast.FloorDiv, a, b, node), lw.binop(gast.Mod, a, b, node))
+
+
+def _i_sorted(lw, args, kwargs, node, hint):
+    if _contains_var(args[0]) or isinstance(args[0], Var):
+        raise MissingRule("sorted() of traced values is not supported", lw.loc(node))
+    return NotImplemented
+
+
+def _i_dict(lw, args, kwargs, node, hint):
+    return dict(*args, **kwargs)
+
+
+_INTRINSICS = {
+    builtins.len: _i_len, builtins.range: _i_range, builtins.enumerate: _i_enumerate,
+    builtins.zip: _i_zip, builtins.reversed: _i_reversed, builtins.list: _i_list,
+    builtins.tuple: _i_tuple, builtins.sum: _i_sum,
+    builtins.max: _reduce_minmax(B.max2, builtins.max),
+    builtins.min: _reduce_minmax(B.min2, builtins.min),
+    builtins.isinstance: _i_isinstance, builtins.type: _i_type, builtins.map: _i_map,
+    builtins.filter: _i_filter, builtins.any: _i_any_all(True), builtins.all: _i_any_all(False),
+    builtins.divmod: _i_divmod, builtins.sorted: _i_sorted, builtins.dict: _i_dict,
+}
+
+
+def lower(fn, args, wrt, max_eqns=500_000) -> Program:
+    """Lower ``fn`` on the concrete ``args`` (one per parameter) to SSA."""
+    return Lowerer(fn, wrt, max_eqns).lower(tuple(args))

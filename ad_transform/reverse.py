@@ -1,0 +1,141 @@
+"""Program -> Program with adjoint equations, in reverse order.
+
+Guarantees of :func:`reverse`: the result holds the primal equations, then
+the adjoint equations (``phase == "adjoint"``), produced by one loop over the
+primal equations in reverse; the adjoint of a variable used several times is
+the sum of its contributions; only equations on a path from a ``wrt`` input
+to the output get adjoints; every adjoint has its primal's shape (broadcast
+contributions are summed back); a ``wrt`` input the output does not depend on
+gets a zero gradient.  Then :func:`prune` drops every equation whose result is
+never used (guards and opaque calls stay).
+"""
+from __future__ import annotations
+
+from .ir import Builder, Const, Program, Var
+from .rules import builtins as B
+
+__all__ = ["reverse", "prune"]
+
+
+def _active_set(prog: Program, wrt_vars) -> set:
+    active = set(wrt_vars)
+    for e in prog.eqns:
+        if e.out is not None and e.prim.differentiable and any(
+                isinstance(x, Var) and x in active for x in e.ins):
+            active.add(e.out)
+    return active
+
+
+def _raw(x):
+    return x.value if isinstance(x, Const) else x
+
+
+def reverse(prog: Program, wrt: tuple, single: bool, with_value: bool) -> Program:
+    """Append the adjoint of ``prog`` with respect to inputs ``wrt`` (indices).
+
+    The result returns ``grad`` (``single``) or a tuple of gradients, preceded
+    by the primal value when ``with_value``.
+    """
+    b = Builder(prog.namer)
+    b.values = dict(prog.values)
+    b.eqns = list(prog.eqns)
+    b.phase = "adjoint"
+    wrt_vars = [prog.inputs[i] for i in wrt]
+    active = _active_set(prog, wrt_vars)
+    (out,) = prog.outputs
+    adj: dict = {}
+    with b:
+        if isinstance(out, Var) and out in active:
+            adj[out] = _seed(b.value(out))
+        for e in reversed(prog.eqns):
+            if e.out is None or e.out not in adj:
+                continue
+            g = adj.pop(e.out)
+            b.loc = e.loc
+            params = dict(e.params)
+            ins = [_raw(x) for x in e.ins]
+            for i, x in enumerate(e.ins):
+                if not (isinstance(x, Var) and x in active):
+                    continue
+                rule = e.prim.vjp(i)
+                if rule is None:
+                    continue
+                mark = len(b.eqns)
+                contrib = rule(g, e.out, *ins, **params)
+                if contrib is None:
+                    continue
+                contrib = _match_shape(b, contrib, b.value(x))
+                _accumulate(b, adj, x, contrib, mark)
+        grads = []
+        for x in wrt_vars:
+            g = adj.get(x)
+            if g is None:
+                g = _zero_like(b, x)
+            elif isinstance(b.value(x), int) and not isinstance(b.value(g), float):
+                g = b.apply(B.to_float, (g,), hint="d_" + x.name)
+            grads.append(g)
+    ret = grads[0] if single else tuple(grads)
+    result = Program(prog.name, prog.inputs, b.eqns, ((out, ret),) if with_value else (ret,),
+                     prog.decisions, b.values)
+    result.namer = prog.namer
+    return result
+
+
+def _seed(value):
+    return 1.0
+
+
+def _zero_like(b: Builder, x: Var):
+    value = b.value(x)
+    hook = getattr(B, "zeros_like", None)
+    if hasattr(value, "shape") and getattr(value, "ndim", 0) > 0 and hook is not None:
+        return b.emit(hook, (x,), hint="d_" + x.name)
+    return 0.0
+
+
+def _match_shape(b: Builder, contrib, target):
+    """Sum a broadcast contribution back to its input's shape (arrays only)."""
+    hook = getattr(B, "unbroadcast", None)
+    if hook is None:
+        return contrib
+    cshape = getattr(b.value(contrib), "shape", ())
+    tshape = getattr(target, "shape", ())
+    if cshape == tshape:
+        return contrib
+    return b.apply(hook, (contrib,), {"shape": tshape})
+
+
+def _accumulate(b: Builder, adj: dict, x: Var, contrib, mark: int) -> None:
+    """adj[x] += contrib, naming the result ``d_<x>``."""
+    name = "d_" + x.name
+    if x in adj:
+        adj[x] = b.apply(B.add, (adj[x], contrib), hint=name)
+        return
+    if isinstance(contrib, Var) and any(e.out is contrib for e in b.eqns[mark:]):
+        contrib.name = b.namer.fresh(name)  # created by this rule: give it the adjoint's name
+    adj[x] = contrib
+
+
+def prune(prog: Program) -> Program:
+    """Drop equations whose results are never used; keep guards and opaque calls."""
+    live = set()
+
+    def mark(x):
+        if isinstance(x, Var):
+            live.add(x)
+        elif isinstance(x, tuple):
+            for i in x:
+                mark(i)
+
+    mark(prog.outputs)
+    kept = []
+    for e in reversed(prog.eqns):
+        keep = e.out is None or e.out in live or e.prim is B.call_opaque
+        if keep:
+            kept.append(e)
+            for x in e.ins:
+                mark(x)
+    kept.reverse()
+    result = Program(prog.name, prog.inputs, kept, prog.outputs, prog.decisions, prog.values)
+    result.namer = prog.namer
+    return result

@@ -1,0 +1,156 @@
+"""Rules for Python's operators and builtins, and the IR's own bookkeeping ops.
+
+Each primitive is declared beside its derivative rules.  Rules are written on
+IR atoms with ordinary Python arithmetic (see :mod:`.core`).
+"""
+from __future__ import annotations
+
+import builtins
+import operator
+
+from .. import runtime
+from ..ir import Var, current_builder
+from .core import call_prim, defprim, defvjp, defzero
+
+__all__ = []  # primitives are reached through the registry
+
+
+def _binop(fn, symbol, hint):
+    return defprim(hint, fn, ("binop", symbol), register=fn)
+
+
+def _cmp(fn, symbol, hint):
+    return defzero(defprim(hint, fn, ("compare", symbol), register=fn))
+
+
+# -- arithmetic ---------------------------------------------------------------
+add = defvjp(_binop(operator.add, "+", "add"),
+             lambda g, ans, a, b: g,
+             lambda g, ans, a, b: g)
+sub = defvjp(_binop(operator.sub, "-", "sub"),
+             lambda g, ans, a, b: g,
+             lambda g, ans, a, b: -g)
+mul = defvjp(_binop(operator.mul, "*", "mul"),
+             lambda g, ans, a, b: g * b,
+             lambda g, ans, a, b: g * a)
+div = defvjp(_binop(operator.truediv, "/", "div"),
+             lambda g, ans, a, b: g / b,
+             lambda g, ans, a, b: -g * ans / b)
+floordiv = defzero(_binop(operator.floordiv, "//", "floordiv"))
+mod = defvjp(_binop(operator.mod, "%", "mod"),
+             lambda g, ans, a, b: g,
+             lambda g, ans, a, b: -g * (a // b))
+
+
+def _pow_base(g, ans, a, b):
+    if isinstance(b, Var):
+        return g * b * a ** (b - 1)
+    if b == 2:
+        return g * (2 * a)
+    if b == 1:
+        return g
+    return g * (b * a ** (b - 1))
+
+
+log_or_zero = call_prim(runtime, "log_or_zero", "_rt", hint="log")
+power = defvjp(_binop(operator.pow, "**", "pow"),
+               _pow_base,
+               lambda g, ans, a, b: g * (ans * log_or_zero(a)))
+builtins_pow = defvjp(call_prim(builtins, "pow", "pow"), _pow_base,
+                      lambda g, ans, a, b: g * (ans * log_or_zero(a)))
+
+neg = defvjp(defprim("neg", operator.neg, ("unary", "-"), register=operator.neg),
+             lambda g, ans, x: -g)
+pos = defvjp(defprim("pos", operator.pos, ("unary", "+"), register=operator.pos),
+             lambda g, ans, x: g)
+not_ = defzero(defprim("not", operator.not_, ("unary", "not"), register=operator.not_))
+
+# -- comparisons: no derivative -------------------------------------------------
+lt = _cmp(operator.lt, "<", "lt")
+le = _cmp(operator.le, "<=", "le")
+gt = _cmp(operator.gt, ">", "gt")
+ge = _cmp(operator.ge, ">=", "ge")
+eq = _cmp(operator.eq, "==", "eq")
+ne = _cmp(operator.ne, "!=", "ne")
+is_ = _cmp(operator.is_, "is", "is")
+is_not = _cmp(operator.is_not, "is not", "is_not")
+contains = defzero(defprim("in", lambda a, b: a in b, ("compare", "in"), hint="in"))
+not_in = defzero(defprim("not_in", lambda a, b: a not in b, ("compare", "not in"), hint="not_in"))
+
+# -- builtins -------------------------------------------------------------------
+sign = call_prim(runtime, "sign", "_rt")
+abs_ = defvjp(call_prim(builtins, "abs", "abs"), lambda g, ans, x: g * sign(x))
+max2 = defvjp(defprim("max", builtins.max, ("call", "max"), root=builtins.max),
+              lambda g, ans, a, b: g * (a >= b),
+              lambda g, ans, a, b: g * (b > a))
+min2 = defvjp(defprim("min", builtins.min, ("call", "min"), root=builtins.min),
+              lambda g, ans, a, b: g * (a <= b),
+              lambda g, ans, a, b: g * (b < a))
+to_float = defvjp(call_prim(builtins, "float", "float"), lambda g, ans, x: g)
+to_int = defzero(call_prim(builtins, "int", "int"))
+round_ = defzero(call_prim(builtins, "round", "round"))
+length = defzero(call_prim(builtins, "len", "len"))
+to_bool = defzero(call_prim(builtins, "bool", "bool"))
+
+# -- bookkeeping: reads of globals and closure cells, opaque calls, indexing ----
+load_global = defprim("load_global", lambda d, name: d[name], ("getitem",), hint="g")
+load_cell = defprim("load_cell", lambda cell: cell.cell_contents, ("getattr", "cell_contents"),
+                    hint="cell")
+getitem = defprim("getitem", operator.getitem, ("getitem",), hint="item")
+call_opaque = defzero(defprim("call", lambda fn, *args, **kw: fn(*args, **kw), ("call_obj",),
+                              hint="call"))
+
+_ATTRS: dict = {}
+_METHODS: dict = {}
+
+
+def getattr_(name):
+    """``x.name`` on a traced value, read without a derivative."""
+    if name not in _ATTRS:
+        _ATTRS[name] = defzero(defprim(f"getattr_{name}", operator.attrgetter(name),
+                                       ("getattr", name), hint=name))
+    return _ATTRS[name]
+
+
+def method(name):
+    """``x.name(...)`` on a traced value, called without a derivative."""
+    if name not in _METHODS:
+        _METHODS[name] = defzero(defprim(f"method_{name}",
+                                         lambda obj, *a, **k: getattr(obj, name)(*a, **k),
+                                         ("method", name), hint=name))
+    return _METHODS[name]
+
+
+# -- guards: check at run time that the inputs take the recorded path -------------
+guard_truth = defprim("guard_truth", lambda v, expect, index: bool(v) == expect,
+                      ("guard", "truth"))
+guard_eq = defprim("guard_eq", lambda v, expect, index: type(v) is type(expect) and v == expect,
+                   ("guard", "eq"))
+guard_is = defprim("guard_is", lambda v, expect, index: v is expect, ("guard", "is"))
+guard_types = defprim("guard_types",
+                      lambda *vals, expect, index: tuple(map(type, vals)) == expect,
+                      ("guard", "types"))
+
+
+# -- operators on Var build IR, so rules read as ordinary arithmetic -----------------
+def _install_operators():
+    def binary(prim):
+        def op(self, other):
+            return current_builder().apply(prim, (self, other))
+
+        def rop(self, other):
+            return current_builder().apply(prim, (other, self))
+        return op, rop
+
+    for name, prim in [("add", add), ("sub", sub), ("mul", mul), ("truediv", div),
+                       ("floordiv", floordiv), ("mod", mod), ("pow", power)]:
+        op, rop = binary(prim)
+        setattr(Var, f"__{name}__", op)
+        setattr(Var, f"__r{name}__", rop)
+    for name, prim in [("lt", lt), ("le", le), ("gt", gt), ("ge", ge)]:
+        setattr(Var, f"__{name}__", binary(prim)[0])
+    Var.__neg__ = lambda self: current_builder().apply(neg, (self,))
+    Var.__array_ufunc__ = None  # NumPy scalars defer to Var's reflected operators
+
+
+_install_operators()

@@ -1,0 +1,76 @@
+"""The rule registry: primitives keyed by the Python callable they stand for.
+
+A derivative rule is ordinary Python over IR atoms: ``g`` (the output's
+adjoint), ``ans`` (the output) and the inputs, each a :class:`~ad_transform.ir.Var`
+or a plain constant.  Arithmetic on them and calls of primitives append
+equations to the current builder, so ``lambda g, ans, x: g * cos(x)`` *is* the
+rule for ``math.sin``.  A rule returns the adjoint contribution for its input.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..ir import Primitive
+
+__all__ = ["REGISTRY", "METHODS", "defprim", "defvjp", "defzero", "lookup", "lookup_method"]
+
+REGISTRY: dict[Any, Primitive] = {}  # Python callable -> primitive
+METHODS: dict[tuple[type, str], Primitive] = {}  # (type, method name) -> primitive
+
+
+def _key(fn):
+    try:
+        hash(fn)
+        return fn
+    except TypeError:
+        return id(fn)
+
+
+def defprim(name: str, impl: Callable, form: tuple, *, hint: str | None = None,
+            root: Any = None, register: Any = None) -> Primitive:
+    """Declare a primitive.  ``register``: the user-facing callable it answers for."""
+    prim = Primitive(name=name, impl=impl, form=form, hint=hint or name.rsplit(".", 1)[-1], root=root)
+    if register is not None:
+        REGISTRY[_key(register)] = prim
+    return prim
+
+
+def call_prim(module, attr: str, root_name: str, *, hint: str | None = None,
+              impl: Callable | None = None, register: bool = True) -> Primitive:
+    """A primitive printed as ``root_name.attr(...)``, e.g. ``math.sin(x)``."""
+    fn = impl or getattr(module, attr)
+    return defprim(f"{root_name}.{attr}", fn, ("call", root_name, attr), hint=hint or attr,
+                   root=module, register=fn if register else None)
+
+
+def defvjp(prim: Primitive, *rules: Callable | None) -> Primitive:
+    """Attach one rule per positional input (``None``: no derivative there)."""
+    prim.vjps = tuple(rules)
+    return prim
+
+
+def defvjp_variadic(prim: Primitive, rule: Callable) -> Primitive:
+    """Attach ``rule(i, g, ans, *ins)`` for functions of any number of inputs."""
+    prim.variadic_vjp = rule
+    return prim
+
+
+def defzero(prim: Primitive) -> Primitive:
+    """Mark a piecewise-constant primitive: its derivative is zero everywhere."""
+    prim.zero = True
+    return prim
+
+
+def lookup(fn) -> Primitive | None:
+    try:
+        return REGISTRY.get(fn)
+    except TypeError:
+        return REGISTRY.get(id(fn))
+
+
+def lookup_method(obj, name: str) -> Primitive | None:
+    for cls in type(obj).__mro__:
+        prim = METHODS.get((cls, name))
+        if prim is not None:
+            return prim
+    return None

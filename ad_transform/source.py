@@ -1,0 +1,100 @@
+"""Function -> gast AST, with the real file name and line numbers.
+
+Guarantees of :func:`get_source`: the returned node is the function's own
+``FunctionDef`` or ``Lambda``; every node's ``lineno``/``col_offset`` refer to
+the file the function was defined in (not to the dedented snippet); the result
+is cached per code object, so a function is parsed once.
+"""
+from __future__ import annotations
+
+import inspect
+import linecache
+import weakref
+from dataclasses import dataclass
+
+import gast
+
+from .errors import Loc, SourceUnavailable
+
+__all__ = ["FunctionSource", "get_source", "loc_of"]
+
+
+@dataclass(frozen=True, eq=False)
+class FunctionSource:
+    node: object  # gast.FunctionDef | gast.Lambda
+    filename: str
+    name: str
+
+    def loc(self, node) -> Loc:
+        return loc_of(self.filename, node)
+
+
+def loc_of(filename: str, node) -> Loc:
+    line = getattr(node, "lineno", 0) or 0
+    col = getattr(node, "col_offset", 0) or 0
+    text = linecache.getline(filename, line).rstrip("\n") if line else ""
+    return Loc(filename, line, col, text)
+
+
+_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def get_source(fn) -> FunctionSource:
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        raise SourceUnavailable(f"{fn!r} is not a Python function, so it has no source to read")
+    try:
+        return _CACHE[code]
+    except KeyError:
+        pass
+    src = _parse(fn, code)
+    _CACHE[code] = src
+    return src
+
+
+def _parse(fn, code) -> FunctionSource:
+    name = getattr(fn, "__qualname__", getattr(fn, "__name__", "<function>"))
+    filename = code.co_filename
+    try:
+        lines, start = inspect.getsourcelines(fn)
+    except (OSError, TypeError) as exc:
+        raise SourceUnavailable(
+            f"cannot read the source of {name} (defined in {filename}): {exc}. "
+            "Define it in a file, a notebook cell or an IPython prompt, where "
+            "inspect can find its source.") from None
+    start = max(start, 1)
+    indent = len(lines[0]) - len(lines[0].lstrip())
+    dedented = [ln[indent:] if not indent or ln[:indent].isspace() else ln.lstrip() for ln in lines]
+    text = "".join(dedented)
+    tree = None
+    for candidate in (text, text.rstrip().rstrip(",)") + "\n"):
+        try:
+            tree = gast.parse(candidate)
+            break
+        except SyntaxError:
+            continue
+    if tree is None:
+        raise SourceUnavailable(f"cannot parse the source of {name} at {filename}:{start}")
+    for node in gast.walk(tree):
+        if hasattr(node, "lineno") and node.lineno is not None:
+            node.lineno += start - 1
+            node.col_offset = (node.col_offset or 0) + indent
+            if getattr(node, "end_lineno", None) is not None:
+                node.end_lineno += start - 1
+    if code.co_name == "<lambda>":
+        node = _find_lambda(tree, code)
+    else:
+        node = next((n for n in gast.walk(tree)
+                     if isinstance(n, (gast.FunctionDef, gast.AsyncFunctionDef))
+                     and n.name == code.co_name), None)
+    if node is None:
+        raise SourceUnavailable(f"cannot find the definition of {name} in its source at "
+                                f"{filename}:{start}")
+    return FunctionSource(node=node, filename=filename, name=name)
+
+
+def _find_lambda(tree, code):
+    argnames = list(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])
+    found = [n for n in gast.walk(tree) if isinstance(n, gast.Lambda)
+             and [a.id for a in n.args.posonlyargs + n.args.args + n.args.kwonlyargs] == argnames]
+    return found[0] if len(found) == 1 else None  # two look-alike lambdas: ambiguous

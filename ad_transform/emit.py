@@ -57,7 +57,7 @@ class _Emitter:
         """A global name for ``obj`` in the generated code's namespace."""
         key = id(obj)
         if key not in self._bound:
-            name = self.namer.fresh(hint)
+            name = self.namer.fresh(hint, global_name=True)
             self.namespace[name] = obj
             self._bound[key] = name
         return self._bound[key]

@@ -13,7 +13,9 @@ interpreter (:func:`evaluate`).
 """
 from __future__ import annotations
 
+import builtins
 import contextvars
+import keyword
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -131,16 +133,24 @@ class Program:
         return format_program(self)
 
 
+_AVOID = frozenset(keyword.kwlist) | frozenset(dir(builtins))
+
+
 class Namer:
-    """Hands out unique, readable names: ``x``, ``x_1``, ``x_2`` ..."""
+    """Hands out unique, readable names: ``x``, ``x_1``, ``x_2`` ...
+
+    Variables never take a keyword or a builtin's name (``abs`` becomes
+    ``abs_1``); globals of the generated code may take a builtin's own name.
+    """
 
     def __init__(self, reserved=()):
         self.used: set[str] = set(reserved)
         self.counters: dict[str, int] = {}
 
-    def fresh(self, hint: str) -> str:
+    def fresh(self, hint: str, global_name: bool = False) -> str:
         hint = hint or "t"
-        if hint not in self.used:
+        avoid = keyword.iskeyword(hint) if global_name else hint in _AVOID
+        if hint not in self.used and not avoid:
             self.used.add(hint)
             return hint
         n = self.counters.get(hint, 0)

@@ -8,6 +8,7 @@ rule for ``math.sin``.  A rule returns the adjoint contribution for its input.
 """
 from __future__ import annotations
 
+import builtins
 from typing import Any, Callable
 
 from ..ir import Primitive
@@ -39,6 +40,9 @@ def call_prim(module, attr: str, root_name: str, *, hint: str | None = None,
               impl: Callable | None = None, register: bool = True) -> Primitive:
     """A primitive printed as ``root_name.attr(...)``, e.g. ``math.sin(x)``."""
     fn = impl or getattr(module, attr)
+    if module is builtins:  # printed bare: abs(x), float(x)
+        return defprim(attr, fn, ("call", root_name), hint=hint or attr, root=fn,
+                       register=fn if register else None)
     return defprim(f"{root_name}.{attr}", fn, ("call", root_name, attr), hint=hint or attr,
                    root=module, register=fn if register else None)
 

@@ -13,6 +13,7 @@ import builtins
 import math
 
 import gast
+import numpy as np
 
 from . import runtime
 from .ir import Const, Eqn, Program, Var
@@ -141,18 +142,30 @@ class _Emitter:
                                 comparators=[self.const(expect)])
             observed = self.atom(e.ins[0])
         elif kind == "types":
-            type_ = _load(self.bind(builtins.type, "type"))
-            checks = [gast.Compare(left=gast.Call(func=type_, args=[self.atom(x)], keywords=[]),
-                                   ops=[gast.IsNot()], comparators=[self.const(t)])
-                      for x, t in zip(e.ins, expect)]
+            checks = [c for x, sig in zip(e.ins, expect) for c in self.signature_checks(x, sig)]
             test = checks[0] if len(checks) == 1 else gast.BoolOp(op=gast.Or(), values=checks)
-            observed = gast.Tuple(elts=[gast.Call(func=type_, args=[self.atom(x)], keywords=[])
-                                        for x in e.ins], ctx=gast.Load())
+            observed = gast.Call(func=self.ref("_rt", runtime, ("signatures",)),
+                                 args=[self.atom(x) for x in e.ins], keywords=[])
         else:
             raise NotImplementedError(f"no emitter for guard {kind}")
         miss = gast.Call(func=self.ref("_rt", runtime, ("PathMiss",)),
                          args=[_const(index), observed], keywords=[])
         return gast.If(test=test, body=[gast.Raise(exc=miss, cause=None)], orelse=[])
+
+    def signature_checks(self, x, sig):
+        """Tests that are true when ``x`` does not match ``runtime.signature`` ``sig``."""
+        type_ = _load(self.bind(builtins.type, "type"))
+        kind = sig[0] if isinstance(sig, tuple) else sig
+        checks = [gast.Compare(left=gast.Call(func=type_, args=[self.atom(x)], keywords=[]),
+                               ops=[gast.IsNot()], comparators=[self.const(kind)])]
+        if isinstance(sig, tuple):  # an array: (ndarray, shape, dtype)
+            _, shape, dtype = sig
+            for attr, want in (("shape", self.const(shape)),
+                               ("dtype", _load(self.bind(np.dtype(dtype), np.dtype(dtype).name)))):
+                checks.append(gast.Compare(
+                    left=gast.Attribute(value=self.atom(x), attr=attr, ctx=gast.Load()),
+                    ops=[gast.NotEq()], comparators=[want]))
+        return checks
 
     def output(self, x):
         if isinstance(x, tuple):

@@ -32,12 +32,15 @@ import sys
 import types
 
 import gast
+import numpy as np
 
 from . import fence
 from .errors import ADError, BadWrt, MissingRule, UnsupportedSyntax
-from .ir import Builder, Namer, Program, Var
+from .ir import Builder, Namer, Primitive, Program, Var
+from . import runtime
 from .rules import builtins as B
-from .rules import lookup, lookup_method
+from .rules import lookup, lookup_attr, lookup_lowering, lookup_method
+from .rules import numpy as N
 from .source import FunctionSource, get_source, loc_of
 
 __all__ = ["lower", "Closure"]
@@ -164,6 +167,8 @@ class Lowerer:
         self.src: FunctionSource | None = None
         self.scope: Scope | None = None
         self._locs: dict = {}
+        self.inputs: set = set()
+        self.return_loc = None
 
     # -- entry point -----------------------------------------------------------
     def lower(self, args) -> Program:
@@ -178,7 +183,8 @@ class Lowerer:
             for i in self.wrt:
                 self._check_wrt(params[i], args[i])
                 self.b.active.add(inputs[i])
-            self._decide(B.guard_types, inputs, tuple(type(a) for a in args), src.node)
+            self._decide(B.guard_types, inputs, runtime.signatures(*args), src.node)
+            self.inputs = set(inputs)
             locals_ = dict(zip(params, inputs))
             scope = Scope(locals_, None, fn.__globals__, self._cells(fn), _local_names(src.node))
             try:
@@ -320,7 +326,7 @@ class Lowerer:
         obj = self.eval(t.value)
         idx = self.index(t.slice)
         cur = self.getitem(obj, idx, t)
-        self.setitem(obj, idx, self.binop(type(s.op), cur, rhs, s), t)
+        self.setitem(t, obj, idx, self.binop(type(s.op), cur, rhs, s))
 
     def _inplace(self, opcls, cur, rhs, node):
         if opcls is gast.Add:
@@ -397,17 +403,36 @@ class Lowerer:
             for t, v in zip(target.elts, items):
                 self.assign(t, v)
         else:  # Subscript (the fence rules out everything else)
-            self.setitem(self.eval(target.value), self.index(target.slice), value, target)
+            self.setitem(target, self.eval(target.value), self.index(target.slice), value)
 
-    def setitem(self, obj, idx, value, node):
+    def setitem(self, target, obj, idx, value):
+        """``obj[idx] = value`` for the Subscript ``target``.
+
+        Lists and dicts are structure and change in place.  A traced array is
+        updated functionally (a new SSA value) and the name that held it is
+        rebound, which is only faithful when no other name shares the array.
+        """
         if isinstance(obj, (list, dict)):
-            obj[self.concrete(idx, node)] = value
+            obj[self.concrete(idx, target)] = value
             return
-        hook = getattr(self, "setitem_traced", None)
-        if isinstance(obj, Var) and hook is not None:
-            return hook(obj, idx, value, node)
-        raise UnsupportedSyntax(f"item assignment to a {type(self.b.value(obj)).__name__} "
-                                "value is not supported", self.loc(node))
+        if not (isinstance(obj, Var) and isinstance(self.b.value(obj), np.ndarray)):
+            what = type(self.b.value(obj)).__name__
+            raise UnsupportedSyntax(f"item assignment to a {what} value", self.loc(target))
+        if obj in self.inputs:
+            raise UnsupportedSyntax("writing into an input array (the caller's array would "
+                                    "change); copy it first, e.g. y = x.copy()", self.loc(target))
+        holder = target.value
+        others = [k for k, v in self.scope.locals.items() if v is obj
+                  and not (isinstance(holder, gast.Name) and k == holder.id)]
+        if others or not isinstance(holder, gast.Name):
+            raise UnsupportedSyntax(
+                "item assignment to an array that is also bound to "
+                f"{', '.join(others) or 'another expression'}; ad_transform updates arrays "
+                "functionally, so write through one plain name", self.loc(target))
+        self.b.loc = self.loc(target)
+        new = self.b.apply(N.setitem, (obj, self.concrete(idx, target), value), None,
+                           hint=holder.id)
+        self.scope.locals[holder.id] = new
 
     # -- expressions -----------------------------------------------------------
     def eval(self, node, hint=None):
@@ -451,7 +476,7 @@ class Lowerer:
         self.b.loc = self.loc(node)
         if self._is_data(obj):
             var = self.b.emit(B.load_global, (g, name), hint=name)
-            self._decide(B.guard_types, (var,), (type(obj),), node)
+            self._decide(B.guard_types, (var,), runtime.signatures(obj), node)
             self.loads[key] = var
             return var
         if isinstance(obj, types.FunctionType) and lookup(obj) is None and _is_user_code(obj):
@@ -616,11 +641,10 @@ class Lowerer:
 
     def var_attr(self, var, name, node, hint=None):
         value = self.b.value(var)
-        hook = getattr(self, "var_attr_traced", None)
-        if hook is not None:
-            result = hook(var, value, name, node, hint)
-            if result is not NotImplemented:
-                return result
+        attr_rule = lookup_attr(value, name)
+        if attr_rule is not None:
+            self.b.loc = self.loc(node)
+            return attr_rule(var)
         if isinstance(value, (int, float)) and name == "real":
             return var
         if isinstance(value, (int, float)) and name == "imag":
@@ -698,7 +722,14 @@ class Lowerer:
         if isinstance(func, types.BuiltinMethodType) and isinstance(
                 getattr(func, "__self__", None), (list, dict)):
             return func(*args, **kwargs)  # list.append, dict.get, ...: structure
+        lowering = lookup_lowering(func)
+        if lowering is not None:
+            self.b.loc = self.loc(node)
+            return lowering(*args, **kwargs)
         prim = lookup(func)
+        if prim is not None and prim.root is np:
+            args = [N._to_array(a) if isinstance(a, (list, tuple)) and _contains_var(a) else a
+                    for a in args]
         if prim is not None:
             if any(isinstance(v, (Var, list, dict)) for v in kwargs.values()):
                 raise MissingRule(f"traced keyword argument to {_describe(func)}",
@@ -731,6 +762,8 @@ class Lowerer:
         prim = lookup_method(value, m.name)
         if prim is not None:
             self.b.loc = self.loc(node)
+            if not isinstance(prim, Primitive):  # a lowering function
+                return prim(m.var, *args, **kwargs)
             return self.b.apply(prim, (m.var, *args), kwargs, hint)
         if m.var in self.b.active or any(isinstance(a, Var) and a in self.b.active for a in args):
             raise MissingRule(f"no derivative rule for method .{m.name}() of "
@@ -836,6 +869,10 @@ def _i_tuple(lw, args, kwargs, node, hint):
 
 
 def _i_sum(lw, args, kwargs, node, hint):
+    if isinstance(args[0], Var) and isinstance(lw.b.value(args[0]), np.ndarray):
+        lw.b.loc = lw.loc(node)
+        total = lw.b.apply(N.sum_, (args[0],), {"axis": 0}, hint)
+        return total if len(args) < 2 else lw.binop(gast.Add, args[1], total, node)
     items = lw.iterate(args[0], node)
     acc = args[1] if len(args) > 1 else kwargs.get("start", 0)
     for item in items:
@@ -845,6 +882,10 @@ def _i_sum(lw, args, kwargs, node, hint):
 
 def _reduce_minmax(prim, pyfn):
     def intrinsic(lw, args, kwargs, node, hint):
+        if len(args) == 1 and not kwargs and isinstance(args[0], Var) and isinstance(
+                lw.b.value(args[0]), np.ndarray):
+            lw.b.loc = lw.loc(node)
+            return lw.b.apply(lookup(getattr(np, pyfn.__name__)), (args[0],), {"axis": 0}, hint)
         items = lw.iterate(args[0], node) if len(args) == 1 else list(args)
         if not any(_contains_var(i) for i in items):
             return pyfn(*args, **kwargs)

@@ -11,8 +11,11 @@ never used (guards and opaque calls stay).
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .ir import Builder, Const, Program, Var
 from .rules import builtins as B
+from .rules import numpy as N
 
 __all__ = ["reverse", "prune"]
 
@@ -73,6 +76,8 @@ def reverse(prog: Program, wrt: tuple, single: bool, with_value: bool) -> Progra
                 g = _zero_like(b, x)
             elif isinstance(b.value(x), int) and not isinstance(b.value(g), float):
                 g = b.apply(B.to_float, (g,), hint="d_" + x.name)
+            elif isinstance(b.value(x), np.ndarray):
+                g = _owned_grad(b, g, x, prog)
             grads.append(g)
     ret = grads[0] if single else tuple(grads)
     result = Program(prog.name, prog.inputs, b.eqns, ((out, ret),) if with_value else (ret,),
@@ -82,27 +87,39 @@ def reverse(prog: Program, wrt: tuple, single: bool, with_value: bool) -> Progra
 
 
 def _seed(value):
+    if np.ndim(value):
+        return Const(np.ones(np.shape(value)))
     return 1.0
 
 
 def _zero_like(b: Builder, x: Var):
     value = b.value(x)
-    hook = getattr(B, "zeros_like", None)
-    if hasattr(value, "shape") and getattr(value, "ndim", 0) > 0 and hook is not None:
-        return b.emit(hook, (x,), hint="d_" + x.name)
+    if isinstance(value, np.ndarray):
+        return b.emit(N.zeros_like, (x,), {"dtype": np.float64} if value.dtype.kind != "f"
+                      else None, hint="d_" + x.name)
     return 0.0
 
 
 def _match_shape(b: Builder, contrib, target):
-    """Sum a broadcast contribution back to its input's shape (arrays only)."""
-    hook = getattr(B, "unbroadcast", None)
-    if hook is None:
+    """Sum a broadcast contribution back to its input's shape, where the shapes differ."""
+    if np.shape(b.value(contrib)) == np.shape(target):
         return contrib
-    cshape = getattr(b.value(contrib), "shape", ())
-    tshape = getattr(target, "shape", ())
-    if cshape == tshape:
-        return contrib
-    return b.apply(hook, (contrib,), {"shape": tshape})
+    return b.apply(N.fit_shape, (contrib, np.shape(target)))
+
+
+def _owned_grad(b: Builder, g, x: Var, prog: Program):
+    """An array gradient the caller may keep and mutate, with its argument's dtype.
+
+    Copies only where the adjoint could share memory with something else (an
+    input, a constant, a view) or has another dtype.
+    """
+    gv, xv = b.value(g), b.value(x)
+    fresh = (isinstance(g, Var) and g not in prog.inputs and isinstance(gv, np.ndarray)
+             and gv.base is None and gv.flags.writeable and gv.shape == xv.shape)
+    want = xv.dtype if xv.dtype.kind == "f" else np.dtype(np.float64)
+    if fresh and gv.dtype == want:
+        return g
+    return b.apply(N.as_grad, (g, x), hint="d_" + x.name)
 
 
 def _accumulate(b: Builder, adj: dict, x: Var, contrib, mark: int) -> None:

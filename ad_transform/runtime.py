@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["PathMiss", "sign", "log_or_zero"]
+import numpy as np
+
+__all__ = ["PathMiss", "sign", "log_or_zero", "signature", "signatures", "fit_shape",
+           "expand_reduced", "minmax_vjp", "getitem_vjp", "setitem", "pack", "flat_item",
+           "concatenate", "stack", "block", "tensordot_vjp", "einsum_vjp", "cumsum_vjp",
+           "tile_vjp", "repeat_vjp", "diag_vjp", "as_grad"]
 
 
 class PathMiss(Exception):
@@ -24,12 +29,206 @@ class PathMiss(Exception):
 
 
 def sign(x):
-    """-1, 0 or 1 as a float: the derivative of ``abs`` (0 at 0, as in JAX and autograd)."""
+    """-1, 0 or 1: the derivative of ``abs`` (0 at 0, as in JAX and autograd)."""
+    if isinstance(x, np.ndarray):
+        return np.sign(x)
     return (x > 0) - (x < 0) + 0.0
 
 
 def log_or_zero(x):
     """``log(x)``, with 0 at ``x == 0`` (``d/dy x**y`` there) and nan below."""
+    if isinstance(x, np.ndarray):
+        pos = x > 0
+        return np.where(pos, np.log(np.where(pos, x, 1.0)), np.where(x == 0, 0.0, np.nan))
     if x > 0:
         return math.log(x)
     return 0.0 if x == 0 else math.nan
+
+
+def signature(v):
+    """What the control path depends on of a value: its type, and an array's shape and dtype."""
+    if type(v) is np.ndarray:
+        return (np.ndarray, v.shape, v.dtype.str)
+    return type(v)
+
+
+def signatures(*vals):
+    return tuple(signature(v) for v in vals)
+
+
+# -- NumPy adjoint helpers (each one line of NumPy the rules would otherwise repeat) --
+
+def fit_shape(g, shape):
+    """Sum a broadcast adjoint back down to ``shape`` (or broadcast it up to ``shape``)."""
+    g = np.asarray(g)
+    extra = g.ndim - len(shape)
+    if extra > 0:
+        g = g.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.ndim > i and g.shape[i] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    if g.shape != tuple(shape):
+        g = np.broadcast_to(g, shape)
+    return g[()] if g.ndim == 0 else g
+
+
+def expand_reduced(g, shape, axis=None, keepdims=False):
+    """Broadcast the adjoint of a reduction over ``axis`` back to the input's ``shape``."""
+    g = np.asarray(g)
+    if axis is not None and not keepdims:
+        axes = (axis,) if np.ndim(axis) == 0 else tuple(axis)
+        g = np.expand_dims(g, tuple(a % len(shape) for a in axes))
+    return np.broadcast_to(g, shape)
+
+
+def minmax_vjp(g, ans, x, axis=None, keepdims=False):
+    """Adjoint of max/min: shared equally among the entries that attain it."""
+    shape = np.shape(x)
+    hit = x == expand_reduced(ans, shape, axis, keepdims)
+    count = hit.sum(axis=axis, keepdims=True)
+    return expand_reduced(g, shape, axis, keepdims) * hit / count
+
+
+def _basic(idx) -> bool:
+    items = idx if isinstance(idx, tuple) else (idx,)
+    return all(i is None or i is Ellipsis or isinstance(i, (int, np.integer, slice)) for i in items)
+
+
+def getitem_vjp(g, x, idx):
+    """Adjoint of ``x[idx]``: ``g`` scattered into zeros (added where indices repeat)."""
+    out = np.zeros(np.shape(x), dtype=np.result_type(g, np.float64) if np.ndim(g) else
+                   np.result_type(x, np.float64))
+    if _basic(idx):
+        out[idx] = g
+    else:
+        np.add.at(out, idx, g)
+    return out
+
+
+def setitem(x, idx, v):
+    """``x[idx] = v`` without touching ``x``: a functional update."""
+    out = np.array(x, dtype=np.result_type(x, v))
+    out[idx] = v
+    return out
+
+
+def pack(*items, shape):
+    """``np.array([...])`` from scalars (listed flat, in C order)."""
+    return np.array(items).reshape(shape)
+
+
+def flat_item(g, i):
+    return g.flat[i]
+
+
+def concatenate(*arrays, axis=0):
+    return np.concatenate(arrays, axis=axis)
+
+
+def stack(*arrays, axis=0):
+    return np.stack(arrays, axis=axis)
+
+
+def block(g, axis, start, stop):
+    """``g`` restricted to ``start:stop`` along ``axis``."""
+    index = [slice(None)] * np.ndim(g)
+    index[axis] = slice(start, stop)
+    return g[tuple(index)]
+
+
+def _axes(axes, nd_a):
+    if np.ndim(axes) == 0:
+        return list(range(nd_a - axes, nd_a)), list(range(axes))
+    a, b = axes
+    a = [a] if np.ndim(a) == 0 else list(a)
+    b = [b] if np.ndim(b) == 0 else list(b)
+    return a, b
+
+
+def tensordot_vjp(g, a, b, axes, argnum):
+    """Adjoint of ``np.tensordot(a, b, axes)`` for operand ``argnum``."""
+    ax_a, ax_b = _axes(axes, np.ndim(a))
+    ax_a = [i % np.ndim(a) for i in ax_a]
+    ax_b = [i % np.ndim(b) for i in ax_b]
+    free_a = [i for i in range(np.ndim(a)) if i not in ax_a]
+    free_b = [i for i in range(np.ndim(b)) if i not in ax_b]
+    g = np.asarray(g)
+    if argnum == 0:
+        res = np.tensordot(g, b, axes=(list(range(len(free_a), g.ndim)), free_b))
+        order = free_a + [ax_a[ax_b.index(j)] for j in sorted(ax_b)]
+    else:
+        res = np.tensordot(a, g, axes=(free_a, list(range(len(free_a)))))
+        order = [ax_b[ax_a.index(i)] for i in sorted(ax_a)] + free_b
+    return np.transpose(res, np.argsort(order))
+
+
+def einsum_vjp(g, subscripts, argnum, *operands):
+    """Adjoint of ``np.einsum(subscripts, *operands)`` for operand ``argnum``."""
+    spec = subscripts.replace(" ", "")
+    if "." in spec:
+        raise NotImplementedError("einsum with '...' has no derivative rule yet")
+    if "->" in spec:
+        ins, out = spec.split("->")
+    else:
+        ins = spec
+        letters = ins.replace(",", "")
+        out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    ins = ins.split(",")
+    target = ins[argnum]
+    if len(set(target)) != len(target):
+        raise NotImplementedError("einsum derivative with a repeated index in one operand")
+    others = [s for i, s in enumerate(ins) if i != argnum]
+    have = set(out).union(*others) if others else set(out)
+    kept = "".join(c for c in target if c in have)
+    args = [g] + [op for i, op in enumerate(operands) if i != argnum]
+    res = np.einsum(",".join([out] + others) + "->" + kept, *args)
+    shape = np.shape(operands[argnum])
+    full = np.reshape(res, [shape[i] if c in have else 1 for i, c in enumerate(target)])
+    return np.broadcast_to(full, shape)
+
+
+def cumsum_vjp(g, shape, axis=None):
+    if axis is None:
+        return np.flip(np.cumsum(np.flip(np.ravel(g)))).reshape(shape)
+    return np.flip(np.cumsum(np.flip(g, axis), axis), axis)
+
+
+def tile_vjp(g, shape, reps):
+    reps = (reps,) if np.ndim(reps) == 0 else tuple(reps)
+    nd = max(len(shape), len(reps))
+    shape_ = (1,) * (nd - len(shape)) + tuple(shape)
+    reps = (1,) * (nd - len(reps)) + reps
+    split = [n for pair in zip(reps, shape_) for n in pair]
+    g = np.reshape(g, split).sum(axis=tuple(range(0, 2 * nd, 2)))
+    return g.reshape(shape)
+
+
+def repeat_vjp(g, shape, repeats, axis=None):
+    if axis is None:
+        flat = np.ravel(np.zeros(shape))
+        idx = np.repeat(np.arange(flat.size), repeats)
+        out = np.zeros(flat.size, dtype=np.result_type(g, np.float64))
+        np.add.at(out, idx, np.ravel(g))
+        return out.reshape(shape)
+    axis %= len(shape)
+    idx = np.repeat(np.arange(shape[axis]), repeats)
+    out = np.zeros(shape, dtype=np.result_type(g, np.float64))
+    np.add.at(np.moveaxis(out, axis, 0), idx, np.moveaxis(g, axis, 0))
+    return out
+
+
+def diag_vjp(g, shape, k=0):
+    if len(shape) == 1:
+        return np.diagonal(g, k).copy()
+    out = np.zeros(shape, dtype=np.result_type(g, np.float64))
+    n = np.diagonal(out, k).shape[0]
+    rows = np.arange(n) + max(-k, 0)
+    cols = np.arange(n) + max(k, 0)
+    out[rows, cols] = g
+    return out
+
+
+def as_grad(g, like):
+    """A gradient the caller owns, with its argument's dtype (float for ints)."""
+    dtype = like.dtype if like.dtype.kind == "f" else np.float64
+    return np.array(g, dtype=dtype)

@@ -128,7 +128,7 @@ guard_eq = defprim("guard_eq", lambda v, expect, index: type(v) is type(expect) 
                    ("guard", "eq"))
 guard_is = defprim("guard_is", lambda v, expect, index: v is expect, ("guard", "is"))
 guard_types = defprim("guard_types",
-                      lambda *vals, expect, index: tuple(map(type, vals)) == expect,
+                      lambda *vals, expect, index: runtime.signatures(*vals) == expect,
                       ("guard", "types"))
 
 

@@ -13,10 +13,40 @@ from typing import Any, Callable
 
 from ..ir import Primitive
 
-__all__ = ["REGISTRY", "METHODS", "defprim", "defvjp", "defzero", "lookup", "lookup_method"]
+__all__ = ["REGISTRY", "METHODS", "LOWERINGS", "defprim", "defvjp", "defzero", "deflowering",
+           "lookup", "lookup_method", "lookup_attr", "lookup_lowering", "value_of"]
 
 REGISTRY: dict[Any, Primitive] = {}  # Python callable -> primitive
-METHODS: dict[tuple[type, str], Primitive] = {}  # (type, method name) -> primitive
+METHODS: dict[tuple[type, str], Any] = {}  # (type, method name) -> primitive or lowering
+LOWERINGS: dict[Any, Callable] = {}  # Python callable -> function that builds IR for a call
+ATTRS: dict[tuple[type, str], Callable] = {}  # (type, attribute) -> function of the atom
+
+
+def deflowering(*fns):
+    """Register a function that lowers calls of ``fns`` to primitives.
+
+    For calls that are more than one primitive (``np.array([a, b])``,
+    ``np.linalg.slogdet``): it receives the interpreter's values (atoms, lists
+    of atoms, constants) and applies primitives, returning any Python structure.
+    """
+    def register(lowering):
+        for fn in fns:
+            LOWERINGS[_key(fn)] = lowering
+        return lowering
+    return register
+
+
+def lookup_lowering(fn):
+    try:
+        return LOWERINGS.get(fn)
+    except TypeError:
+        return LOWERINGS.get(id(fn))
+
+
+def value_of(x):
+    """The concrete value of an atom while IR is being built (rules may branch on shapes)."""
+    from ..ir import current_builder
+    return current_builder().value(x)
 
 
 def _key(fn):
@@ -72,9 +102,19 @@ def lookup(fn) -> Primitive | None:
         return REGISTRY.get(id(fn))
 
 
-def lookup_method(obj, name: str) -> Primitive | None:
+def lookup_method(obj, name: str):
+    """The primitive (or lowering function) for ``obj.name(...)``, if any."""
+    return _by_type(METHODS, obj, name)
+
+
+def lookup_attr(obj, name: str):
+    """A function of the atom giving ``obj.name``, if any."""
+    return _by_type(ATTRS, obj, name)
+
+
+def _by_type(table, obj, name):
     for cls in type(obj).__mro__:
-        prim = METHODS.get((cls, name))
-        if prim is not None:
-            return prim
+        found = table.get((cls, name))
+        if found is not None:
+            return found
     return None

@@ -1,0 +1,429 @@
+"""Rules for NumPy: one primitive and its derivative per line where it fits.
+
+Adjoints may come out broadcast; the reverse pass sums them back to their
+input's shape (``_rt.fit_shape``) only where the shapes differ, so rules are
+written as if shapes matched.  Helpers that would otherwise be repeated NumPy
+boilerplate live in :mod:`ad_transform.runtime` and print as ``_rt.name``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import runtime
+from ..ir import Var
+from .builtins import getitem
+from .core import (ATTRS, METHODS, call_prim, defprim, deflowering, defvjp, defvjp_variadic,
+                   defzero, value_of)
+
+__all__ = []
+
+
+def n(name, hint=None):
+    return call_prim(np, name, "np", hint=hint)
+
+
+def rt(name, hint=None):
+    return call_prim(runtime, name, "_rt", hint=hint, register=False)
+
+
+def linalg(name):
+    fn = getattr(np.linalg, name)
+    return defprim(f"np.linalg.{name}", fn, ("call", "np", "linalg", name), hint=name, root=np,
+                   register=fn)
+
+
+def shape(x):
+    return np.shape(value_of(x))
+
+
+def ndim(x):
+    return np.ndim(value_of(x))
+
+
+fit_shape = rt("fit_shape", "g")
+expand_reduced = rt("expand_reduced", "g")
+minmax_vjp = rt("minmax_vjp", "g")
+getitem_vjp = rt("getitem_vjp", "g")
+setitem = defvjp(rt("setitem", "upd"),
+                 lambda g, ans, x, idx, v: setitem(g, idx, 0.0),
+                 None,
+                 lambda g, ans, x, idx, v: getitem(g, idx))
+flat_item = rt("flat_item", "g")
+block = rt("block", "g")
+tensordot_vjp = rt("tensordot_vjp", "g")
+einsum_vjp = rt("einsum_vjp", "g")
+cumsum_vjp = rt("cumsum_vjp", "g")
+tile_vjp = rt("tile_vjp", "g")
+repeat_vjp = rt("repeat_vjp", "g")
+diag_vjp = rt("diag_vjp", "g")
+as_grad = rt("as_grad", "grad")
+log_or_zero = rt("log_or_zero", "log")
+
+defvjp(getitem, lambda g, ans, x, idx: getitem_vjp(g, x, idx))
+
+# -- elementwise ----------------------------------------------------------------------
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
+
+add = defvjp(n("add"), lambda g, ans, a, b: g, lambda g, ans, a, b: g)
+subtract = defvjp(n("subtract", "sub"), lambda g, ans, a, b: g, lambda g, ans, a, b: -g)
+multiply = defvjp(n("multiply", "mul"), lambda g, ans, a, b: g * b, lambda g, ans, a, b: g * a)
+divide = defvjp(n("divide", "div"), lambda g, ans, a, b: g / b, lambda g, ans, a, b: -g * ans / b)
+
+
+def _power_base(g, ans, a, b):
+    if isinstance(b, Var):
+        return g * (b * power(a, b - 1))
+    if np.all(np.asarray(b) == 2):
+        return g * (2.0 * a)
+    return g * (b * power(a, b - 1))
+
+
+power = defvjp(n("power", "pow"), _power_base, lambda g, ans, a, b: g * (ans * log_or_zero(a)))
+negative = defvjp(n("negative", "neg"), lambda g, ans, x: -g)
+positive = defvjp(n("positive", "pos"), lambda g, ans, x: g)
+square = defvjp(n("square"), lambda g, ans, x: g * (2.0 * x))
+sqrt = defvjp(n("sqrt"), lambda g, ans, x: g / (2.0 * ans))
+cbrt = defvjp(n("cbrt"), lambda g, ans, x: g / (3.0 * ans * ans))
+reciprocal = defvjp(n("reciprocal"), lambda g, ans, x: -g * (ans * ans))
+exp = defvjp(n("exp"), lambda g, ans, x: g * ans)
+exp2 = defvjp(n("exp2"), lambda g, ans, x: g * (ans * _LN2))
+expm1 = defvjp(n("expm1"), lambda g, ans, x: g * (ans + 1.0))
+log = defvjp(n("log"), lambda g, ans, x: g / x)
+log2 = defvjp(n("log2"), lambda g, ans, x: g / (x * _LN2))
+log10 = defvjp(n("log10"), lambda g, ans, x: g / (x * _LN10))
+log1p = defvjp(n("log1p"), lambda g, ans, x: g / (x + 1.0))
+sin, cos = n("sin"), n("cos")
+defvjp(sin, lambda g, ans, x: g * cos(x))
+defvjp(cos, lambda g, ans, x: -g * sin(x))
+tan = defvjp(n("tan"), lambda g, ans, x: g * (1.0 + ans * ans))
+arcsin = defvjp(n("arcsin"), lambda g, ans, x: g / sqrt(1.0 - x * x))
+arccos = defvjp(n("arccos"), lambda g, ans, x: -g / sqrt(1.0 - x * x))
+arctan = defvjp(n("arctan"), lambda g, ans, x: g / (1.0 + x * x))
+arctan2 = defvjp(n("arctan2"),
+                 lambda g, ans, y, x: g * x / (x * x + y * y),
+                 lambda g, ans, y, x: -g * y / (x * x + y * y))
+sinh, cosh = n("sinh"), n("cosh")
+defvjp(sinh, lambda g, ans, x: g * cosh(x))
+defvjp(cosh, lambda g, ans, x: g * sinh(x))
+tanh = defvjp(n("tanh"), lambda g, ans, x: g * (1.0 - ans * ans))
+arcsinh = defvjp(n("arcsinh"), lambda g, ans, x: g / sqrt(x * x + 1.0))
+arccosh = defvjp(n("arccosh"), lambda g, ans, x: g / sqrt(x * x - 1.0))
+arctanh = defvjp(n("arctanh"), lambda g, ans, x: g / (1.0 - x * x))
+sign = defzero(n("sign"))
+absolute = defvjp(n("absolute", "abs"), lambda g, ans, x: g * sign(x))
+maximum = defvjp(n("maximum"), lambda g, ans, a, b: g * (a >= b), lambda g, ans, a, b: g * (a < b))
+minimum = defvjp(n("minimum"), lambda g, ans, a, b: g * (a <= b), lambda g, ans, a, b: g * (a > b))
+fmax = defvjp(n("fmax"), lambda g, ans, a, b: g * (a >= b), lambda g, ans, a, b: g * (a < b))
+fmin = defvjp(n("fmin"), lambda g, ans, a, b: g * (a <= b), lambda g, ans, a, b: g * (a > b))
+logical_and = defzero(n("logical_and"))
+where = defvjp(n("where"), None,
+               lambda g, ans, c, a, b: where(c, g, 0.0),
+               lambda g, ans, c, a, b: where(c, 0.0, g))
+clip = defvjp(n("clip"),
+              lambda g, ans, x, lo, hi: g * logical_and(x >= lo, x <= hi) if lo is not None and hi is not None
+              else g * (x >= lo) if lo is not None else g * (x <= hi),
+              lambda g, ans, x, lo, hi: g * (x < lo),
+              lambda g, ans, x, lo, hi: g * (x > hi))
+hypot = defvjp(n("hypot"), lambda g, ans, a, b: g * a / ans, lambda g, ans, a, b: g * b / ans)
+logaddexp = defvjp(n("logaddexp"),
+                   lambda g, ans, a, b: g * exp(a - ans),
+                   lambda g, ans, a, b: g * exp(b - ans))
+sinc = defvjp(n("sinc"),
+              lambda g, ans, x: g * where(x == 0, 0.0, (cos(np.pi * x) - ans) / where(x == 0, 1.0, x)))
+for _name in ("floor", "ceil", "round", "around", "rint", "trunc", "fix", "isnan", "isfinite",
+              "isinf", "greater", "less", "equal", "not_equal", "greater_equal", "less_equal",
+              "argmax", "argmin", "argsort", "nonzero", "count_nonzero", "logical_or",
+              "logical_not", "sort"):
+    defzero(n(_name))
+
+# -- reductions -----------------------------------------------------------------------
+
+
+def _reduce_count(x, axis):
+    s = shape(x)
+    if axis is None:
+        return float(np.prod(s))
+    axes = (axis,) if np.ndim(axis) == 0 else tuple(axis)
+    return float(np.prod([s[a] for a in axes]))
+
+
+def _sum_rule(g, ans, x, axis=None, dtype=None, out=None, keepdims=False, **kw):
+    return expand_reduced(g, shape(x), axis, keepdims)
+
+
+def _mean_rule(g, ans, x, axis=None, dtype=None, out=None, keepdims=False, **kw):
+    return expand_reduced(g / _reduce_count(x, axis), shape(x), axis, keepdims)
+
+
+def _var_rule(g, ans, x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
+    centered = x - mean(x, axis=axis, keepdims=True)
+    scale = 2.0 / (_reduce_count(x, axis) - ddof)
+    return expand_reduced(g, shape(x), axis, keepdims) * (scale * centered)
+
+
+def _std_rule(g, ans, x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
+    return _var_rule(g / (2.0 * ans), None, x, axis, dtype, out, ddof, keepdims)
+
+
+def _minmax_rule(g, ans, x, axis=None, out=None, keepdims=False, **kw):
+    return minmax_vjp(g, ans, x, axis, keepdims)
+
+
+def _prod_rule(g, ans, x, axis=None, dtype=None, out=None, keepdims=False, **kw):
+    full = ans if keepdims or axis is None else expand_dims(ans, axis)
+    return expand_reduced(g, shape(x), axis, keepdims) * full / x
+
+
+sum_ = defvjp(n("sum"), _sum_rule)
+mean = defvjp(n("mean"), _mean_rule)
+var = defvjp(n("var"), _var_rule)
+std = defvjp(n("std"), _std_rule)
+prod = defvjp(n("prod"), _prod_rule)
+for _name in ("max", "min", "amax", "amin"):
+    defvjp(n(_name), _minmax_rule)
+cumsum = defvjp(n("cumsum"), lambda g, ans, x, axis=None, **kw: cumsum_vjp(g, shape(x), axis))
+cumprod = defvjp(n("cumprod"),
+                 lambda g, ans, x, axis=None, **kw: cumsum_vjp(g * ans, shape(x), axis) / x)
+
+
+def _norm_rule(g, ans, x, ord=None, axis=None, keepdims=False):
+    if ord not in (None, 2, "fro") or (ord == 2 and ndim(x) != 1 and axis is None):
+        raise NotImplementedError(f"np.linalg.norm(ord={ord!r}) has no derivative rule")
+    full = ans if keepdims or axis is None else expand_dims(ans, axis)
+    return expand_reduced(g, shape(x), axis, keepdims) * x / full
+
+
+norm = defvjp(linalg("norm"), _norm_rule)
+
+# -- linear algebra ---------------------------------------------------------------------
+outer = n("outer")
+transpose = n("transpose")
+swapaxes = n("swapaxes")
+reshape = n("reshape")
+expand_dims = n("expand_dims")
+ravel = n("ravel")
+
+
+def _mT(x):
+    return swapaxes(x, -1, -2)
+
+
+def _matmul_a(g, ans, a, b):
+    if ndim(a) == 1 and ndim(b) == 1:
+        return g * b
+    if ndim(b) == 1:
+        return expand_dims(g, -1) * b
+    if ndim(a) == 1:
+        return matmul(b, g)
+    return matmul(g, _mT(b))
+
+
+def _matmul_b(g, ans, a, b):
+    if ndim(a) == 1 and ndim(b) == 1:
+        return g * a
+    if ndim(a) == 1:
+        return outer(a, g)
+    if ndim(b) == 1:
+        return matmul(_mT(a), g) if ndim(a) == 2 else sum_(_mT(a) * expand_dims(g, -2), axis=-1)
+    return matmul(_mT(a), g)
+
+
+def _dot_a(g, ans, a, b):
+    if ndim(a) == 0 or ndim(b) == 0:
+        return g * b
+    if ndim(a) <= 2 and ndim(b) <= 2:
+        return _matmul_a(g, ans, a, b)
+    raise NotImplementedError("np.dot of arrays with more than 2 dimensions has no rule; use matmul")
+
+
+def _dot_b(g, ans, a, b):
+    if ndim(a) == 0 or ndim(b) == 0:
+        return g * a
+    if ndim(a) <= 2 and ndim(b) <= 2:
+        return _matmul_b(g, ans, a, b)
+    raise NotImplementedError("np.dot of arrays with more than 2 dimensions has no rule; use matmul")
+
+
+matmul = defvjp(n("matmul"), _matmul_a, _matmul_b)
+dot = defvjp(n("dot"), _dot_a, _dot_b)
+vdot = defvjp(n("vdot"), lambda g, ans, a, b: g * b, lambda g, ans, a, b: g * a)
+inner = defvjp(n("inner"),
+               lambda g, ans, a, b: tensordot_vjp(g, a, b, ([-1], [-1]), 0),
+               lambda g, ans, a, b: tensordot_vjp(g, a, b, ([-1], [-1]), 1))
+defvjp(outer,
+       lambda g, ans, a, b: reshape(matmul(g, ravel(b)), shape(a)),
+       lambda g, ans, a, b: reshape(matmul(ravel(a), g), shape(b)))
+tensordot = defvjp(n("tensordot"),
+                   lambda g, ans, a, b, axes=2: tensordot_vjp(g, a, b, axes, 0),
+                   lambda g, ans, a, b, axes=2: tensordot_vjp(g, a, b, axes, 1))
+einsum = defvjp_variadic(n("einsum"),
+                         lambda i, g, ans, spec, *ops: None if i == 0 else
+                         einsum_vjp(g, spec, i - 1, *ops))
+eye = defzero(n("eye"))
+trace = defvjp(n("trace"), lambda g, ans, x: g * eye(shape(x)[0], shape(x)[1]))
+diag = defvjp(n("diag"), lambda g, ans, x, k=0: diag_vjp(g, shape(x), k))
+inv = defvjp(linalg("inv"), lambda g, ans, x: -matmul(_mT(ans), matmul(g, _mT(ans))))
+
+
+def _solve_a(g, ans, a, b):
+    gb = solve(_mT(a), g)
+    return -outer(gb, ans) if ndim(ans) == 1 else -matmul(gb, _mT(ans))
+
+
+solve = defvjp(linalg("solve"), _solve_a, lambda g, ans, a, b: solve(_mT(a), g))
+det = defvjp(linalg("det"), lambda g, ans, x: g * ans * _mT(inv(x)))
+slogdet_logabs = defvjp(defprim("logabsdet", lambda x: np.linalg.slogdet(x)[1],
+                                ("call", "_rt", "logabsdet"), root=None, hint="logdet"),
+                        lambda g, ans, x: g * _mT(inv(x)))
+slogdet_sign = defzero(defprim("slogdet_sign", lambda x: np.linalg.slogdet(x)[0],
+                               ("call", "_rt", "slogdet_sign"), root=None, hint="sign"))
+runtime.logabsdet = lambda x: np.linalg.slogdet(x)[1]
+runtime.slogdet_sign = lambda x: np.linalg.slogdet(x)[0]
+slogdet_logabs.root = slogdet_sign.root = runtime
+
+
+@deflowering(np.linalg.slogdet)
+def _slogdet(x):
+    return (slogdet_sign(x), slogdet_logabs(x))
+
+
+# -- shapes -----------------------------------------------------------------------------
+defvjp(reshape, lambda g, ans, x, *a, **k: reshape(g, shape(x)))
+defvjp(ravel, lambda g, ans, x, *a, **k: reshape(g, shape(x)))
+defvjp(expand_dims, lambda g, ans, x, axis: reshape(g, shape(x)))
+squeeze = defvjp(n("squeeze"), lambda g, ans, x, axis=None: reshape(g, shape(x)))
+defvjp(transpose, lambda g, ans, x, axes=None: transpose(g) if axes is None
+       else transpose(g, tuple(np.argsort(axes))))
+defvjp(swapaxes, lambda g, ans, x, a1, a2: swapaxes(g, a1, a2))
+moveaxis = defvjp(n("moveaxis"), lambda g, ans, x, src, dst: moveaxis(g, dst, src))
+broadcast_to = defvjp(n("broadcast_to"), lambda g, ans, x, shape_: g)
+tile = defvjp(n("tile"), lambda g, ans, x, reps: tile_vjp(g, shape(x), reps))
+repeat = defvjp(n("repeat"), lambda g, ans, x, repeats, axis=None: repeat_vjp(g, shape(x), repeats, axis))
+flip = defvjp(n("flip"), lambda g, ans, x, axis=None: flip(g, axis))
+roll = defvjp(n("roll"), lambda g, ans, x, shift, axis=None:
+              roll(g, -shift if np.ndim(shift) == 0 else tuple(-s for s in shift), axis))
+copy = defvjp(n("copy"), lambda g, ans, x: g)
+asarray = defvjp(n("asarray"), lambda g, ans, x, dtype=None: g)
+pack = defvjp_variadic(rt("pack", "arr"), lambda i, g, ans, *items, shape: flat_item(g, i))
+
+
+def _block_rule(i, g, ans, *arrays, axis=0):
+    sizes = [shape(a)[axis] for a in arrays]
+    start = sum(sizes[:i])
+    return block(g, axis, start, start + sizes[i])
+
+
+concatenate_ = defvjp_variadic(rt("concatenate", "cat"), _block_rule)
+stack_ = defvjp_variadic(rt("stack", "stacked"), lambda i, g, ans, *arrays, axis=0:
+                         take(g, i, axis=axis))
+take = n("take")
+
+
+def _to_array(x):
+    """A (nested) list or tuple of atoms -> one array atom; anything else unchanged."""
+    if not isinstance(x, (list, tuple)):
+        return x
+    if any(isinstance(i, Var) and ndim(i) for i in _flatten(x)):
+        return _stack(list(x))
+    items = list(_flatten(x))
+    if not any(isinstance(i, Var) for i in items):
+        return np.array(x)
+    return pack(*items, shape=np.shape(_probe(x)))
+
+
+def _flatten(x):
+    if isinstance(x, (list, tuple)):
+        for i in x:
+            yield from _flatten(i)
+    else:
+        yield x
+
+
+def _probe(x):
+    return [_probe(i) for i in x] if isinstance(x, (list, tuple)) else 0.0
+
+
+@deflowering(np.array, np.asarray)
+def _array(x, dtype=None, **kw):
+    if isinstance(x, (list, tuple)):
+        out = _to_array(x)
+    else:
+        out = asarray(x) if isinstance(x, Var) else np.asarray(x)
+    if dtype is not None:
+        out = asarray(out, dtype=dtype) if isinstance(out, Var) else np.asarray(out, dtype=dtype)
+    return out
+
+
+def _arrays(seq):
+    return [_to_array(a) for a in seq]
+
+
+@deflowering(np.concatenate)
+def _concatenate(seq, axis=0):
+    return concatenate_(*_arrays(seq), axis=axis)
+
+
+@deflowering(np.stack)
+def _stack(seq, axis=0):
+    return stack_(*_arrays(seq), axis=axis)
+
+
+@deflowering(np.hstack)
+def _hstack(seq):
+    arrays = [_atleast(a, 1) for a in _arrays(seq)]
+    return concatenate_(*arrays, axis=0 if ndim(arrays[0]) == 1 else 1)
+
+
+@deflowering(np.vstack)
+def _vstack(seq):
+    return concatenate_(*[_atleast(a, 2) for a in _arrays(seq)], axis=0)
+
+
+def _atleast(a, nd):
+    s = shape(a)
+    if len(s) >= nd:
+        return a
+    target = (1,) * (nd - len(s)) + s if nd == 2 and len(s) == 1 else (1,) * (nd - len(s)) + s
+    return reshape(a, target)
+
+
+# -- constants: no derivative flows into these ------------------------------------------
+for _name in ("zeros", "ones", "empty", "zeros_like", "ones_like", "empty_like", "arange",
+              "linspace", "identity", "shape", "ndim", "size"):
+    defzero(n(_name))
+zeros_like = n("zeros_like")
+full = defvjp(n("full"), None, lambda g, ans, shape_, fill, **kw: sum_(g))
+full_like = defvjp(n("full_like"), None, lambda g, ans, x, fill, **kw: sum_(g))
+
+# -- methods and attributes of ndarray --------------------------------------------------
+for _name, _prim in [("sum", sum_), ("mean", mean), ("var", var), ("std", std), ("prod", prod),
+                     ("max", n("max")), ("min", n("min")), ("dot", dot), ("cumsum", cumsum),
+                     ("cumprod", cumprod), ("ravel", ravel), ("flatten", ravel),
+                     ("squeeze", squeeze), ("copy", copy), ("clip", clip),
+                     ("swapaxes", swapaxes), ("trace", trace), ("repeat", repeat)]:
+    METHODS[(np.ndarray, _name)] = _prim
+
+
+def _method_reshape(x, *shape_, **kw):
+    return reshape(x, shape_[0] if len(shape_) == 1 else shape_, **kw)
+
+
+def _method_transpose(x, *axes):
+    if not axes:
+        return transpose(x)
+    return transpose(x, axes[0] if len(axes) == 1 else axes)
+
+
+def _method_astype(x, dtype, **kw):
+    return asarray(x, dtype=dtype)
+
+
+METHODS[(np.ndarray, "reshape")] = _method_reshape
+METHODS[(np.ndarray, "transpose")] = _method_transpose
+METHODS[(np.ndarray, "astype")] = _method_astype
+for _name in ("shape", "ndim", "size", "dtype"):
+    ATTRS[(np.ndarray, _name)] = (lambda name: lambda x: getattr(value_of(x), name))(_name)
+    ATTRS[(np.generic, _name)] = ATTRS[(np.ndarray, _name)]
+ATTRS[(np.ndarray, "T")] = lambda x: transpose(x)

@@ -17,10 +17,11 @@ from . import ir
 from .cache import Entry, cache_for
 from .compile import compile_function
 from .emit import emit
-from .errors import BadWrt, NonScalarOutput
+from .errors import BadWrt, NonScalarOutput, SourceUnavailable
 from .lower import lower
 from .reverse import prune, reverse
 from .runtime import PathMiss
+from .source import get_source
 
 __all__ = ["gradient", "value_and_gradient", "derivative_source"]
 
@@ -51,6 +52,15 @@ def derivative_source(fun, *args, wrt=0, **kwargs) -> str:
     return gradient(fun, wrt).source(*args, **kwargs)
 
 
+def _def_loc(fun):
+    """Where ``fun`` is defined (its ``def``), for errors about its signature."""
+    try:
+        src = get_source(fun)
+    except SourceUnavailable:
+        return None
+    return src.loc(src.node)
+
+
 def _resolve_wrt(fun, params, wrt):
     single = not isinstance(wrt, (tuple, list))
     items = [wrt] if single else list(wrt)
@@ -59,24 +69,25 @@ def _resolve_wrt(fun, params, wrt):
     for w in items:
         if isinstance(w, bool) or not isinstance(w, (int, str)):
             raise BadWrt(f"wrt must be a parameter index, a parameter name or a tuple of them; "
-                         f"got {w!r}")
+                         f"got {w!r}", _def_loc(fun))
         if isinstance(w, str):
             if w not in names:
                 raise BadWrt(f"wrt={w!r} names no parameter of {fun.__qualname__}"
-                             f"{inspect.signature(fun)}")
+                             f"{inspect.signature(fun)}", _def_loc(fun))
             i = names.index(w)
         else:
             i = w + len(params) if w < 0 else w
             if not 0 <= i < len(params):
                 raise BadWrt(f"wrt={w} is out of range: {fun.__qualname__}"
-                             f"{inspect.signature(fun)} has {len(params)} parameters")
+                             f"{inspect.signature(fun)} has {len(params)} parameters",
+                             _def_loc(fun))
         kind = params[i].kind
         if kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
             raise BadWrt(f"wrt={w!r} names the catch-all parameter {params[i]}; "
-                         "differentiate with respect to a named parameter")
+                         "differentiate with respect to a named parameter", _def_loc(fun))
         out.append(i)
     if not out:
-        raise BadWrt("wrt is empty")
+        raise BadWrt("wrt is empty", _def_loc(fun))
     return tuple(out), single
 
 

@@ -57,6 +57,15 @@ class PathCache:
         ``build(args) -> (Entry, result)`` lowers and compiles a new path.
         """
         with self.lock:
+            if entry is None and self.current is not None:  # another thread compiled meanwhile
+                entry = self.current
+                try:
+                    result = entry.fn(*args)
+                except PathMiss as again:
+                    miss = again
+                else:
+                    self.hits += 1
+                    return result
             while entry is not None and miss is not None:
                 prefix = entry.decisions[:miss.index] + (miss.observed,)
                 n = len(prefix)

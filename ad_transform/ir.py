@@ -30,7 +30,7 @@ __all__ = [
 def value_kind(value) -> str:
     """A short type description used in printed IR and error messages."""
     shape = getattr(value, "shape", None)
-    if shape is not None and hasattr(value, "dtype"):
+    if isinstance(shape, tuple) and hasattr(value, "dtype"):
         return f"{value.dtype}{list(shape)}"
     return type(value).__name__
 
@@ -89,6 +89,7 @@ class Primitive:
     vjps: tuple = ()
     variadic_vjp: Callable | None = None
     zero: bool = False  # piecewise constant: no derivative flows through it
+    elementwise: bool = False  # output[i] depends on input[i] only (NumPy broadcasting aside)
 
     def __repr__(self) -> str:
         return self.name

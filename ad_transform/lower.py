@@ -35,7 +35,7 @@ import gast
 import numpy as np
 
 from . import fence
-from .errors import ADError, BadWrt, MissingRule, UnsupportedSyntax
+from .errors import ADError, BadWrt, MissingRule, SourceUnavailable, UnsupportedSyntax
 from .ir import Builder, Namer, Primitive, Program, Var
 from . import runtime
 from .rules import builtins as B
@@ -208,19 +208,22 @@ class Lowerer:
         return prog
 
     def _check_wrt(self, name, value):
+        a = self.src.node.args  # errors point at the parameter in the signature
+        loc = next((self.loc(p) for p in a.posonlyargs + a.args + a.kwonlyargs if p.id == name),
+                   self.loc(self.src.node))
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         dtype = getattr(value, "dtype", None)
         if dtype is not None and hasattr(value, "shape"):
             ok = dtype.kind in "fiu"
             if dtype.kind == "c":
                 raise BadWrt(f"argument {name!r} is complex ({dtype}); ad_transform "
-                             "differentiates real inputs only")
+                             "differentiates real inputs only", loc)
         if isinstance(value, complex):
             raise BadWrt(f"argument {name!r} is complex; ad_transform differentiates real "
-                         "inputs only")
+                         "inputs only", loc)
         if not ok:
             raise BadWrt(f"argument {name!r} is a {type(value).__name__}; a wrt argument must "
-                         "be a float, an int or a NumPy array")
+                         "be a float, an int or a NumPy array", loc)
 
     def loc(self, node):
         key = (self.src.filename, getattr(node, "lineno", 0), getattr(node, "col_offset", 0))
@@ -415,10 +418,10 @@ class Lowerer:
         if isinstance(obj, (list, dict)):
             obj[self.concrete(idx, target)] = value
             return
-        if not (isinstance(obj, Var) and isinstance(self.b.value(obj), np.ndarray)):
+        if not isinstance(self.b.value(obj), np.ndarray):
             what = type(self.b.value(obj)).__name__
             raise UnsupportedSyntax(f"item assignment to a {what} value", self.loc(target))
-        if obj in self.inputs:
+        if isinstance(obj, Var) and obj in self.inputs:
             raise UnsupportedSyntax("writing into an input array (the caller's array would "
                                     "change); copy it first, e.g. y = x.copy()", self.loc(target))
         holder = target.value
@@ -465,8 +468,8 @@ class Lowerer:
         raise NameError(f"name '{name}' is not defined (at {self.loc(node)})")
 
     def _is_data(self, obj):
-        return (isinstance(obj, _DATA_TYPES) and not isinstance(obj, bool)) or (
-            hasattr(obj, "dtype") and hasattr(obj, "shape"))
+        return (isinstance(obj, _DATA_TYPES) and not isinstance(obj, bool)) or isinstance(
+            obj, (np.ndarray, np.generic))
 
     def _from_global(self, g, name, node):
         obj = g[name]
@@ -778,7 +781,10 @@ class Lowerer:
         return self._run(FunctionSource(node_, c.src.filename, c.__name__), scope)
 
     def call_function(self, fn, args, kwargs, node):
-        src = get_source(fn)
+        try:
+            src = get_source(fn)
+        except SourceUnavailable as exc:  # say where the helper is called
+            raise SourceUnavailable(exc.message, exc.loc or self.loc(node)) from None
         fence.check(src)
         bound = _bind(src.node.args, list(fn.__defaults__ or ()), dict(fn.__kwdefaults__ or {}),
                       args, kwargs, fn.__name__)

@@ -55,6 +55,7 @@ def reverse(prog: Program, wrt: tuple, single: bool, with_value: bool) -> Progra
                 continue
             g = adj.pop(e.out)
             b.loc = e.loc
+            g = _spread(b, e, g, active)
             params = dict(e.params)
             ins = [_raw(x) for x in e.ins]
             for i, x in enumerate(e.ins):
@@ -74,8 +75,8 @@ def reverse(prog: Program, wrt: tuple, single: bool, with_value: bool) -> Progra
             g = adj.get(x)
             if g is None:
                 g = _zero_like(b, x)
-            elif isinstance(b.value(x), int) and not isinstance(b.value(g), float):
-                g = b.apply(B.to_float, (g,), hint="d_" + x.name)
+            elif isinstance(b.value(x), (int, float)) and type(b.value(g)) is not float:
+                g = b.apply(B.to_float, (g,), hint="d_" + x.name)  # a float for a float or int
             elif isinstance(b.value(x), np.ndarray):
                 g = _owned_grad(b, g, x, prog)
             grads.append(g)
@@ -100,9 +101,29 @@ def _zero_like(b: Builder, x: Var):
     return 0.0
 
 
+def _spread(b: Builder, e, g, active):
+    """Broadcast a scalar adjoint of an array up to the array's shape, where needed.
+
+    A scalar adjoint may stand for "this value everywhere" (a full reduction's
+    adjoint is one).  Elementwise operations whose active inputs all have the
+    output's shape consume it as it is; anything else gets a broadcast view.
+    """
+    out_shape = np.shape(b.value(e.out))
+    if not out_shape or np.ndim(b.value(g)):
+        return g
+    if e.prim.elementwise and all(np.shape(b.value(x)) == out_shape for x in e.ins
+                                  if isinstance(x, Var) and x in active):
+        return g
+    return b.apply(N.fit_shape, (g, out_shape))
+
+
 def _match_shape(b: Builder, contrib, target):
-    """Sum a broadcast contribution back to its input's shape, where the shapes differ."""
-    if np.shape(b.value(contrib)) == np.shape(target):
+    """Sum a broadcast contribution back to its input's shape, where the shapes differ.
+
+    A scalar contribution to an array stays a scalar (see :func:`_spread`).
+    """
+    cshape, tshape = np.shape(b.value(contrib)), np.shape(target)
+    if cshape == tshape or (not cshape and tshape):
         return contrib
     return b.apply(N.fit_shape, (contrib, np.shape(target)))
 
@@ -133,8 +154,22 @@ def _accumulate(b: Builder, adj: dict, x: Var, contrib, mark: int) -> None:
     adj[x] = contrib
 
 
+def _may_raise(e, values) -> bool:
+    """A primal call or ``/ // % **`` on Python numbers: it can raise (``log(-1)``, ``1/0``).
+
+    Such an equation stays even when its result is unused, so the derivative raises
+    where the function raises, whichever path the cache compiled first.  (NumPy
+    operations warn instead of raising, so they are pruned as usual.)
+    """
+    if e.phase != "primal" or e.out is None or type(values.get(e.out)) not in (int, float):
+        return False
+    form = e.prim.form
+    return form[0] == "call" or (form[0] == "binop" and form[1] in ("/", "//", "%", "**"))
+
+
 def prune(prog: Program) -> Program:
-    """Drop equations whose results are never used; keep guards and opaque calls."""
+    """Drop equations whose results are never used; keep guards, opaque calls and
+    primal operations that may raise (see :func:`_may_raise`)."""
     live = set()
 
     def mark(x):
@@ -147,7 +182,8 @@ def prune(prog: Program) -> Program:
     mark(prog.outputs)
     kept = []
     for e in reversed(prog.eqns):
-        keep = e.out is None or e.out in live or e.prim is B.call_opaque
+        keep = (e.out is None or e.out in live or e.prim is B.call_opaque
+                or _may_raise(e, prog.values))
         if keep:
             kept.append(e)
             for x in e.ins:

@@ -231,4 +231,4 @@ def diag_vjp(g, shape, k=0):
 def as_grad(g, like):
     """A gradient the caller owns, with its argument's dtype (float for ints)."""
     dtype = like.dtype if like.dtype.kind == "f" else np.float64
-    return np.array(g, dtype=dtype)
+    return np.array(np.broadcast_to(g, like.shape), dtype=dtype)

@@ -46,7 +46,7 @@ def _pow_base(g, ans, a, b):
     if isinstance(b, Var):
         return g * b * a ** (b - 1)
     if b == 2:
-        return g * (2 * a)
+        return (g * 2) * a  # folds to one multiply when g is a constant
     if b == 1:
         return g
     return g * (b * a ** (b - 1))

@@ -61,6 +61,7 @@ def defprim(name: str, impl: Callable, form: tuple, *, hint: str | None = None,
             root: Any = None, register: Any = None) -> Primitive:
     """Declare a primitive.  ``register``: the user-facing callable it answers for."""
     prim = Primitive(name=name, impl=impl, form=form, hint=hint or name.rsplit(".", 1)[-1], root=root)
+    prim.elementwise = form[0] in ("unary", "compare") or (form[0] == "binop" and form[1] != "@")
     if register is not None:
         REGISTRY[_key(register)] = prim
     return prim
@@ -73,8 +74,10 @@ def call_prim(module, attr: str, root_name: str, *, hint: str | None = None,
     if module is builtins:  # printed bare: abs(x), float(x)
         return defprim(attr, fn, ("call", root_name), hint=hint or attr, root=fn,
                        register=fn if register else None)
-    return defprim(f"{root_name}.{attr}", fn, ("call", root_name, attr), hint=hint or attr,
+    prim = defprim(f"{root_name}.{attr}", fn, ("call", root_name, attr), hint=hint or attr,
                    root=module, register=fn if register else None)
+    prim.elementwise = type(fn).__name__ == "ufunc"
+    return prim
 
 
 def defvjp(prim: Primitive, *rules: Callable | None) -> Primitive:

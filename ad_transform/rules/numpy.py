@@ -8,6 +8,7 @@ boilerplate live in :mod:`ad_transform.runtime` and print as ``_rt.name``.
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 
@@ -76,7 +77,7 @@ def _power_base(g, ans, a, b):
     if isinstance(b, Var):
         return g * (b * power(a, b - 1))
     if np.all(np.asarray(b) == 2):
-        return g * (2.0 * a)
+        return (g * 2.0) * a  # folds to one multiply when g is a constant
     return g * (b * power(a, b - 1))
 
 
@@ -126,6 +127,7 @@ clip = defvjp(n("clip"),
               else g * (x >= lo) if lo is not None else g * (x <= hi),
               lambda g, ans, x, lo, hi: g * (x < lo),
               lambda g, ans, x, lo, hi: g * (x > hi))
+where.elementwise = clip.elementwise = True
 hypot = defvjp(n("hypot"), lambda g, ans, a, b: g * a / ans, lambda g, ans, a, b: g * b / ans)
 logaddexp = defvjp(n("logaddexp"),
                    lambda g, ans, a, b: g * exp(a - ans),
@@ -149,12 +151,24 @@ def _reduce_count(x, axis):
     return float(np.prod([s[a] for a in axes]))
 
 
-def _sum_rule(g, ans, x, axis=None, dtype=None, out=None, keepdims=False, **kw):
+def _expand(g, x, axis, keepdims):
+    """The adjoint of a reduction, spread back over the reduced axes.
+
+    A full reduction's scalar adjoint stays a scalar: NumPy broadcasting does
+    the spreading in the next operation for free, and the reverse pass
+    broadcasts it up at the input only if it arrives there still a scalar.
+    """
+    if (axis is None or keepdims) and ndim(g) == 0:
+        return g
     return expand_reduced(g, shape(x), axis, keepdims)
 
 
+def _sum_rule(g, ans, x, axis=None, dtype=None, out=None, keepdims=False, **kw):
+    return _expand(g, x, axis, keepdims)
+
+
 def _mean_rule(g, ans, x, axis=None, dtype=None, out=None, keepdims=False, **kw):
-    return expand_reduced(g / _reduce_count(x, axis), shape(x), axis, keepdims)
+    return _expand(g / _reduce_count(x, axis), x, axis, keepdims)
 
 
 def _var_rule(g, ans, x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
@@ -181,8 +195,9 @@ mean = defvjp(n("mean"), _mean_rule)
 var = defvjp(n("var"), _var_rule)
 std = defvjp(n("std"), _std_rule)
 prod = defvjp(n("prod"), _prod_rule)
-for _name in ("max", "min", "amax", "amin"):
-    defvjp(n(_name), _minmax_rule)
+amax, amin = defvjp(n("max"), _minmax_rule), defvjp(n("min"), _minmax_rule)
+defvjp(n("amax"), _minmax_rule)
+defvjp(n("amin"), _minmax_rule)
 cumsum = defvjp(n("cumsum"), lambda g, ans, x, axis=None, **kw: cumsum_vjp(g, shape(x), axis))
 cumprod = defvjp(n("cumprod"),
                  lambda g, ans, x, axis=None, **kw: cumsum_vjp(g * ans, shape(x), axis) / x)
@@ -247,6 +262,8 @@ def _dot_b(g, ans, a, b):
 
 
 matmul = defvjp(n("matmul"), _matmul_a, _matmul_b)
+matmul_op = defvjp(defprim("matmul", operator.matmul, ("binop", "@"), register=operator.matmul),
+                   _matmul_a, _matmul_b)
 dot = defvjp(n("dot"), _dot_a, _dot_b)
 vdot = defvjp(n("vdot"), lambda g, ans, a, b: g * b, lambda g, ans, a, b: g * a)
 inner = defvjp(n("inner"),
@@ -399,7 +416,7 @@ full_like = defvjp(n("full_like"), None, lambda g, ans, x, fill, **kw: sum_(g))
 
 # -- methods and attributes of ndarray --------------------------------------------------
 for _name, _prim in [("sum", sum_), ("mean", mean), ("var", var), ("std", std), ("prod", prod),
-                     ("max", n("max")), ("min", n("min")), ("dot", dot), ("cumsum", cumsum),
+                     ("max", amax), ("min", amin), ("dot", dot), ("cumsum", cumsum),
                      ("cumprod", cumprod), ("ravel", ravel), ("flatten", ravel),
                      ("squeeze", squeeze), ("copy", copy), ("clip", clip),
                      ("swapaxes", swapaxes), ("trace", trace), ("repeat", repeat)]:

@@ -12,11 +12,13 @@ import functools
 import inspect
 import os
 import sys
+import types
+import weakref
 
 from . import ir
 from .cache import Entry, cache_for
 from .compile import compile_function
-from .emit import emit
+from .emit import emit, emit_dispatcher
 from .errors import BadWrt, NonScalarOutput, SourceUnavailable
 from .lower import lower
 from .reverse import prune, reverse
@@ -143,9 +145,8 @@ def _make(fun, wrt, with_value, maxsize, max_eqns):
     sig = inspect.signature(fun)
     params = list(sig.parameters.values())
     wrt_idx, single = _resolve_wrt(fun, params, wrt)
-    cache = cache_for(fun, (wrt_idx, single, with_value), maxsize)
-    nparams = len(params)
-    simple = all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+    cache = cache_for(fun, (wrt_idx, single, with_value, max_eqns), maxsize)
+    fun_ref = weakref.ref(fun)  # the cache must not keep the function alive
 
     def bind(args, kwargs):
         ba = sig.bind(*args, **kwargs)
@@ -153,20 +154,16 @@ def _make(fun, wrt, with_value, maxsize, max_eqns):
         return tuple(ba.arguments[p.name] for p in params)
 
     def build(args):
-        return _build(fun, args, wrt_idx, single, with_value, max_eqns)
+        return _build(fun_ref(), args, wrt_idx, single, with_value, max_eqns)
 
-    def wrapper(*args, **kwargs):
-        if kwargs or not simple or len(args) != nparams:
-            args = bind(args, kwargs)
-        entry = cache.current
-        if entry is not None:
-            try:
-                result = entry.fn(*args)
-            except PathMiss as miss:
-                return cache.resolve(args, entry, miss, build)
-            cache.hits += 1
-            return result
-        return cache.resolve(args, None, None, build)
+    if cache.dispatcher is None:  # compiled once; gradient(f)(x) in a loop stays cheap
+        name = fun.__name__ if fun.__name__.isidentifier() else "dispatch"
+        emitted = emit_dispatcher(name, params, cache.slot, cache, build)
+        cache.dispatcher, _, _ = compile_function(emitted, f"{fun.__qualname__} dispatcher")
+    base = cache.dispatcher
+    wrapper = types.FunctionType(base.__code__, base.__globals__, base.__name__,
+                                 base.__defaults__, base.__closure__)
+    wrapper.__kwdefaults__ = base.__kwdefaults__
 
     def source(*args, **kwargs):
         """The generated derivative source for the control path these arguments take."""

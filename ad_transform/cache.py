@@ -37,10 +37,21 @@ class PathCache:
             raise ValueError("maxsize must be at least 1")
         self.maxsize = maxsize
         self.entries: OrderedDict = OrderedDict()  # decisions -> Entry
-        self.current: Entry | None = None  # the path used last: tried first
+        self.slot = [_no_path]  # slot[0]: the function of the path used last, tried first
+        self._current: Entry | None = None
+        self.dispatcher = None  # the compiled entry point users call (see api._make)
         self.hits = 0
         self.misses = 0
         self.lock = threading.RLock()
+
+    @property
+    def current(self) -> Entry | None:
+        return self._current
+
+    @current.setter
+    def current(self, entry: Entry | None) -> None:
+        self._current = entry
+        self.slot[0] = _no_path if entry is None else entry.fn
 
     def info(self) -> CacheInfo:
         return CacheInfo(self.hits, self.misses, self.maxsize, len(self.entries))
@@ -51,11 +62,16 @@ class PathCache:
             self.current = None
             self.hits = self.misses = 0
 
-    def resolve(self, args, entry, miss, build):
+    def resolve(self, args, miss, build):
         """Answer a call whose current path missed (or that found no path yet).
 
+        ``miss`` is the :class:`PathMiss` the current path raised; the path it
+        came from is taken to be ``self.current`` (if another thread changed
+        it meanwhile, the prefix search may find nothing and a path is lowered
+        again: slower, never wrong, since every candidate runs all its guards).
         ``build(args) -> (Entry, result)`` lowers and compiles a new path.
         """
+        entry = None if miss.index < 0 else self.current
         with self.lock:
             if entry is None and self.current is not None:  # another thread compiled meanwhile
                 entry = self.current
@@ -93,16 +109,16 @@ class PathCache:
 
     def entry_for(self, args, build) -> Entry:
         """The compiled path these inputs take (compiling it if needed)."""
-        entry = self.current
-        miss = None
-        if entry is not None:
-            try:
-                entry.fn(*args)
-                return entry
-            except PathMiss as m:
-                miss = m
-        self.resolve(args, entry, miss, build)
+        try:
+            self.slot[0](*args)
+            return self.current
+        except PathMiss as miss:
+            self.resolve(args, miss, build)
         return self.current
+
+
+def _no_path(*args):
+    raise PathMiss(-1, None)
 
 
 _CACHES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

@@ -216,3 +216,62 @@ def emit(prog: Program, name: str) -> Emitted:
     """Build the generated function for ``prog``, named ``name``."""
     prog.namer.used.add(name)
     return _Emitter(prog).function(name)
+
+
+def emit_dispatcher(name: str, params, slot_obj, cache_obj, build_obj) -> Emitted:
+    """The wrapper users call: same signature as their function, no ``*args`` packing.
+
+    ``params`` are the function's :class:`inspect.Parameter` s.  The body calls
+    the current path's derivative ``slot[0](...)`` with one value per
+    parameter; a :class:`PathMiss` goes to ``cache.resolve``; a hit is counted.
+    """
+    import inspect
+
+    from .ir import Namer
+
+    namer = Namer(reserved=[p.name for p in params] + [name])
+    namespace: dict = {}
+
+    def bind(hint, obj=None):
+        n = namer.fresh(hint, global_name=True)
+        namespace[n] = obj
+        return n
+
+    slot, cache, build = bind("slot", slot_obj), bind("cache", cache_obj), bind("build", build_obj)
+    miss_t = bind("PathMiss", runtime.PathMiss)
+    result, miss = namer.fresh("result"), namer.fresh("miss")
+    P = inspect.Parameter
+
+    def param(p):
+        return gast.Name(id=p.name, ctx=gast.Param(), annotation=None, type_comment=None)
+
+    def default(p):
+        return None if p.default is P.empty else _load(bind("default", p.default))
+
+    positional = [p for p in params if p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)]
+    kwonly = [p for p in params if p.kind is P.KEYWORD_ONLY]
+    var = next((p for p in params if p.kind is P.VAR_POSITIONAL), None)
+    kw = next((p for p in params if p.kind is P.VAR_KEYWORD), None)
+    args = gast.arguments(
+        posonlyargs=[param(p) for p in positional if p.kind is P.POSITIONAL_ONLY],
+        args=[param(p) for p in positional if p.kind is P.POSITIONAL_OR_KEYWORD],
+        vararg=param(var) if var else None, kwonlyargs=[param(p) for p in kwonly],
+        kw_defaults=[default(p) for p in kwonly], kwarg=param(kw) if kw else None,
+        defaults=[d for d in (default(p) for p in positional) if d is not None])
+    values = [_load(p.name) for p in params]
+    call = gast.Call(func=gast.Subscript(value=_load(slot), slice=_const(0), ctx=gast.Load()),
+                     args=values, keywords=[])
+    resolve = gast.Call(func=gast.Attribute(value=_load(cache), attr="resolve", ctx=gast.Load()),
+                        args=[gast.Tuple(elts=[_load(p.name) for p in params], ctx=gast.Load()),
+                              _load(miss), _load(build)], keywords=[])
+    count = gast.AugAssign(target=gast.Attribute(value=_load(cache), attr="hits",
+                                                 ctx=gast.Store()),
+                           op=gast.Add(), value=_const(1))
+    body = [gast.Try(
+        body=[gast.Assign(targets=[_store(result)], value=call, type_comment=None)],
+        handlers=[gast.ExceptHandler(type=_load(miss_t), name=_store(miss),
+                                     body=[gast.Return(value=resolve)])],
+        orelse=[count, gast.Return(value=_load(result))], finalbody=[])]
+    fdef = gast.FunctionDef(name=name, args=args, body=body, decorator_list=[], returns=None,
+                            type_comment=None, type_params=[])
+    return Emitted(fdef, namespace, [])

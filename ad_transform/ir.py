@@ -292,7 +292,9 @@ def _is_float(v) -> bool:
 # -- printer, checker, interpreter ------------------------------------------------
 
 def _fmt_atom(x) -> str:
-    return x.name if isinstance(x, Var) else repr(x.value)
+    if isinstance(x, Var):
+        return x.name
+    return repr(x.value) if isinstance(x, Const) else f"<not an atom: {x!r}>"  # for verify
 
 
 def format_eqn(e: Eqn) -> str:

@@ -3,12 +3,14 @@
 >>> from ad_transform.testing import check_gradient
 >>> check_gradient(lambda x, y: x * y + y, 2.0, 3.0, wrt=(0, 1))
 (3.0, 3.0)
+>>> import numpy as np
+>>> check_vjp(np.sin, np.linspace(0.0, 1.0, 5), rng=np.random.default_rng(0))
 """
 from __future__ import annotations
 
 import math
 
-__all__ = ["check_gradient", "numerical_gradient"]
+__all__ = ["check_gradient", "check_vjp", "numerical_gradient"]
 
 
 def _is_array(x) -> bool:
@@ -85,3 +87,69 @@ def check_gradient(f, *args, wrt=0, rtol=1e-5, atol=1e-6, eps=1e-6, **kwargs):
         lines += [f"{n:<16}{a:>24.16g}{d:>24.16g}{abs(a - d):>14.3g}" for n, a, d in bad]
         raise AssertionError("\n".join(lines))
     return grads
+
+
+def check_vjp(op, *args, wrt=0, rng=None, rtol=1e-5, atol=1e-8, eps=1e-6):
+    """Dot-product test of the derivative of an array-valued ``op`` (returns nothing).
+
+    ``op(*args)`` may return an array.  With a random cotangent ``u`` of the
+    output's shape, ``s(*args) = np.sum(u * op(*args))`` is differentiated by
+    ``gradient`` (so its gradient is ``J^T u``, where ``J`` is the Jacobian of
+    ``op`` in argument ``wrt``), and for a random direction ``v`` of that
+    argument's shape the identity ``<J^T u, v> == <u, J v>`` is checked, the
+    right side by the central difference ``(s(x + h v) - s(x - h v)) / 2h``
+    computed in float64.  Also checks the gradient's shape and dtype (the
+    argument's, float64 for integer arguments).  ``wrt`` is an argument index
+    or a tuple of them; ``rng`` a :class:`numpy.random.Generator` (default:
+    seeded with 0).  Raises ``AssertionError`` with a readable message.
+    """
+    import numpy as np
+
+    from .api import gradient
+
+    rng = np.random.default_rng(0) if rng is None else rng
+    indices = (wrt,) if isinstance(wrt, int) else tuple(wrt)
+    args = tuple(args)
+    out = op(*args)
+    u = rng.standard_normal(np.shape(out))
+    if np.ndim(out) == 0:
+        u = float(u)
+    name = getattr(op, "__qualname__", None) or getattr(op, "__name__", repr(op))
+    for i in indices:
+        x = args[i]
+        before, after = args[:i], args[i + 1:]
+
+        def scalarized(xi):
+            return np.sum(u * op(*before, xi, *after))
+
+        grad = gradient(scalarized)(x)
+        where = f"check_vjp({name}, argument {i})"
+        if _is_array(x):
+            want = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+            if not isinstance(grad, np.ndarray) or grad.shape != x.shape or grad.dtype != want:
+                raise AssertionError(
+                    f"{where}: the gradient is {type(grad).__name__} "
+                    f"{getattr(grad, 'dtype', '')}{list(np.shape(grad))}, expected an array "
+                    f"{want}{list(x.shape)} like the argument")
+            v = rng.standard_normal(x.shape)
+            x64 = np.asarray(x, dtype=np.float64)
+            h = eps * max(1.0, float(np.max(np.abs(x64), initial=0.0)))
+            up, down = x64 + h * v, x64 - h * v
+        else:
+            if not isinstance(grad, float):
+                raise AssertionError(f"{where}: the gradient of a scalar argument is a "
+                                     f"{type(grad).__name__}, not a float")
+            v = float(rng.standard_normal())
+            h = eps * max(1.0, abs(x))
+            up, down = x + h * v, x - h * v
+        s = lambda xi: float(np.sum(u * np.asarray(op(*before, xi, *after), dtype=np.float64)))
+        lhs = float(np.sum(np.asarray(grad, dtype=np.float64) * v))
+        rhs = (s(up) - s(down)) / (2 * h)
+        scale = float(np.sum(np.abs(np.asarray(grad, dtype=np.float64) * v)))
+        if not (abs(lhs - rhs) <= atol + rtol * max(abs(lhs), abs(rhs), scale)
+                or (math.isnan(lhs) and math.isnan(rhs))):
+            raise AssertionError(
+                f"{where}: dot-product test failed at args {args!r}:\n"
+                f"  <J^T u, v> (ad_transform)  = {lhs!r}\n"
+                f"  <u, J v>   (finite diff.)  = {rhs!r}\n"
+                f"  abs error {abs(lhs - rhs):.3g}, tolerance {atol + rtol * max(abs(lhs), abs(rhs), scale):.3g}")

@@ -9,6 +9,7 @@ import builtins
 import operator
 
 from .. import runtime
+from ..errors import MissingRule
 from ..ir import Var, current_builder
 from .core import call_prim, defprim, defvjp, defzero
 
@@ -133,6 +134,17 @@ guard_types = defprim("guard_types",
 
 
 # -- operators on Var build IR, so rules read as ordinary arithmetic -----------------
+def _no_truth(self):
+    try:
+        loc = current_builder().loc
+    except RuntimeError:
+        loc = None
+    raise MissingRule(f"the truth value of the traced value {self.name} was needed by code "
+                      "ad_transform does not trace (e.g. list.sort() or a library function "
+                      "comparing traced values); compare the values in the function itself",
+                      loc)
+
+
 def _install_operators():
     def binary(prim):
         def op(self, other):
@@ -150,6 +162,7 @@ def _install_operators():
     for name, prim in [("lt", lt), ("le", le), ("gt", gt), ("ge", ge)]:
         setattr(Var, f"__{name}__", binary(prim)[0])
     Var.__neg__ = lambda self: current_builder().apply(neg, (self,))
+    Var.__bool__ = _no_truth  # a truth test the interpreter does not see would be silently True
     Var.__array_ufunc__ = None  # NumPy scalars defer to Var's reflected operators
 
 

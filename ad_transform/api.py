@@ -159,7 +159,8 @@ def _make(fun, wrt, with_value, maxsize, max_eqns):
     if cache.dispatcher is None:  # compiled once; gradient(f)(x) in a loop stays cheap
         name = fun.__name__ if fun.__name__.isidentifier() else "dispatch"
         emitted = emit_dispatcher(name, params, cache.slot, cache, build)
-        cache.dispatcher, _, _ = compile_function(emitted, f"{fun.__qualname__} dispatcher")
+        shape = (name, tuple((p.name, p.kind, p.default is p.empty) for p in params))
+        cache.dispatcher, _, _ = compile_function(emitted, f"{name} dispatcher", shape)
     base = cache.dispatcher
     wrapper = types.FunctionType(base.__code__, base.__globals__, base.__name__,
                                  base.__defaults__, base.__closure__)

@@ -10,6 +10,7 @@ and lowers a new path only when none fits.  A cached path never re-lowers.
 """
 from __future__ import annotations
 
+import itertools
 import threading
 import weakref
 from collections import OrderedDict, namedtuple
@@ -40,7 +41,8 @@ class PathCache:
         self.slot = [_no_path]  # slot[0]: the function of the path used last, tried first
         self._current: Entry | None = None
         self.dispatcher = None  # the compiled entry point users call (see api._make)
-        self.hits = 0
+        self.counter = itertools.count()  # next() on every hit: atomic and cheap
+        self._hits_cleared = 0
         self.misses = 0
         self.lock = threading.RLock()
 
@@ -56,22 +58,27 @@ class PathCache:
     def info(self) -> CacheInfo:
         return CacheInfo(self.hits, self.misses, self.maxsize, len(self.entries))
 
+    @property
+    def hits(self) -> int:
+        return int(repr(self.counter)[len("count("):-1]) - self._hits_cleared
+
     def clear(self) -> None:
         with self.lock:
             self.entries.clear()
             self.current = None
-            self.hits = self.misses = 0
+            self._hits_cleared += self.hits
+            self.misses = 0
 
     def resolve(self, args, miss, build):
         """Answer a call whose current path missed (or that found no path yet).
 
         ``miss`` is the :class:`PathMiss` the current path raised; the path it
-        came from is taken to be ``self.current`` (if another thread changed
-        it meanwhile, the prefix search may find nothing and a path is lowered
-        again: slower, never wrong, since every candidate runs all its guards).
+        came from is found from its traceback (:meth:`_raised_by`), not from
+        ``self.current``, which another thread may have changed meanwhile; so a
+        cached path is not lowered again under contention.
         ``build(args) -> (Entry, result)`` lowers and compiles a new path.
         """
-        entry = None if miss.index < 0 else self.current
+        entry = None if miss.index < 0 else self._raised_by(miss)
         with self.lock:
             if entry is None and self.current is not None:  # another thread compiled meanwhile
                 entry = self.current
@@ -80,7 +87,7 @@ class PathCache:
                 except PathMiss as again:
                     miss = again
                 else:
-                    self.hits += 1
+                    next(self.counter)
                     return result
             while entry is not None and miss is not None:
                 prefix = entry.decisions[:miss.index] + (miss.observed,)
@@ -94,7 +101,7 @@ class PathCache:
                 except PathMiss as again:
                     entry, miss = candidate, again
                     continue
-                self.hits += 1
+                next(self.counter)
                 self.entries.move_to_end(candidate.decisions)
                 self.current = candidate
                 return result
@@ -106,6 +113,16 @@ class PathCache:
                 self.entries.popitem(last=False)
             self.current = entry
             return result
+
+    def _raised_by(self, miss) -> Entry | None:
+        """The cached path whose guard raised ``miss``: the innermost frame of its
+        traceback (``self.current`` may already be another thread's path)."""
+        tb = miss.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        code = tb.tb_frame.f_code if tb is not None else None
+        with self.lock:
+            return next((e for e in self.entries.values() if e.fn.__code__ is code), None)
 
     def entry_for(self, args, build) -> Entry:
         """The compiled path these inputs take (compiling it if needed)."""

@@ -41,12 +41,26 @@ def to_source(emitted: Emitted) -> str:
     return _MARKER.sub(lambda m: f"{m.group(1)}# {emitted.comments[int(m.group(2))]}", text)
 
 
-def compile_function(emitted: Emitted, label: str):
-    """Compile the generated function; returns ``(function, source, filename)``."""
-    source = to_source(emitted)
-    filename = f"<ad_transform {label} #{next(_serial)}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    code = compile(source, filename, "exec")
+_CODE: dict = {}  # reuse_key -> (code, source, filename), for generated code that repeats
+
+
+def compile_function(emitted: Emitted, label: str, reuse_key=None):
+    """Compile the generated function; returns ``(function, source, filename)``.
+
+    With ``reuse_key``, code generated before under the same key (same text,
+    other objects in its namespace) is not unparsed and compiled again.
+    """
+    if reuse_key is not None and reuse_key in _CODE:
+        code, source, filename = _CODE[reuse_key]
+    else:
+        source = to_source(emitted)
+        filename = f"<ad_transform {label} #{next(_serial)}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        code = compile(source, filename, "exec")
+        if reuse_key is not None:
+            if len(_CODE) >= 1024:
+                _CODE.pop(next(iter(_CODE)))
+            _CODE[reuse_key] = code, source, filename
     namespace = dict(emitted.namespace)
     exec(code, namespace)
     return namespace[emitted.fdef.name], source, filename

@@ -69,6 +69,8 @@ class _Emitter:
         return self.const(x.value if isinstance(x, Const) else x)
 
     def const(self, v):
+        if type(v) is int and v < 0:  # astunparse prints Constant(-1) bare: -1 ** n is -(1 ** n)
+            return gast.UnaryOp(op=gast.USub(), operand=_const(-v))
         if isinstance(v, _LITERALS):
             return _const(v)
         if type(v) is float and math.isfinite(v):
@@ -264,9 +266,9 @@ def emit_dispatcher(name: str, params, slot_obj, cache_obj, build_obj) -> Emitte
     resolve = gast.Call(func=gast.Attribute(value=_load(cache), attr="resolve", ctx=gast.Load()),
                         args=[gast.Tuple(elts=[_load(p.name) for p in params], ctx=gast.Load()),
                               _load(miss), _load(build)], keywords=[])
-    count = gast.AugAssign(target=gast.Attribute(value=_load(cache), attr="hits",
-                                                 ctx=gast.Store()),
-                           op=gast.Add(), value=_const(1))
+    counter = bind("hits", cache_obj.counter)
+    count = gast.Expr(value=gast.Call(func=_load(bind("next", next)), args=[_load(counter)],
+                                      keywords=[]))
     body = [gast.Try(
         body=[gast.Assign(targets=[_store(result)], value=call, type_comment=None)],
         handlers=[gast.ExceptHandler(type=_load(miss_t), name=_store(miss),

@@ -224,7 +224,10 @@ class Builder:
         if not any(isinstance(x, Var) for x in ins):
             return prim.impl(*vals, **params)
         folded = _peephole(prim, ins, vals)
-        if folded is not _NO_FOLD:
+        # In user code ``y = x * 1.0`` is a new array (writing into y leaves x alone):
+        # arrays are folded only in the adjoint code, which never writes into them.
+        if folded is not _NO_FOLD and (self.phase != "primal"
+                                       or not hasattr(self.value(folded), "shape")):
             return folded
         return self._emit(prim, ins, vals, params, hint)
 

@@ -85,6 +85,10 @@ class Closure:
         self.__name__ = getattr(node, "name", "<lambda>")
 
 
+class _Generated(list):
+    """The items of a generator expression (evaluated eagerly); ``next()`` consumes them."""
+
+
 class VarMethod:
     """``x.method`` for a traced ``x``, waiting to be called."""
 
@@ -433,8 +437,8 @@ class Lowerer:
                 f"{', '.join(others) or 'another expression'}; ad_transform updates arrays "
                 "functionally, so write through one plain name", self.loc(target))
         self.b.loc = self.loc(target)
-        new = self.b.apply(N.setitem, (obj, self.concrete(idx, target), value), None,
-                           hint=holder.id)
+        idx = self.index_atom(self.concrete(idx, target), target)
+        new = self.b.apply(N.setitem, (obj, idx, value), None, hint=holder.id)
         self.scope.locals[holder.id] = new
 
     # -- expressions -----------------------------------------------------------
@@ -548,7 +552,8 @@ class Lowerer:
         fn = COMPARE[opcls]
         lv, rv = isinstance(left, Var), isinstance(right, Var)
         if not lv and not rv:
-            if opcls in (gast.In, gast.NotIn) and _contains_var(right):
+            if opcls in (gast.In, gast.NotIn) and _contains_var(right) and not isinstance(
+                    right, dict):  # a dict's keys are never traced
                 raise MissingRule("'in' on a container holding traced values is not supported",
                                   self.loc(node))
             return fn(left, right)
@@ -605,7 +610,9 @@ class Lowerer:
             self.scope = saved
         return out
 
-    e_GeneratorExp = e_ListComp
+    def e_GeneratorExp(self, node, hint):
+        # Evaluated eagerly, all at once; next() takes items from the front (see _i_next).
+        return _Generated(self.e_ListComp(node, hint))
 
     def _comprehend(self, node, i, out):
         if i == len(node.generators):
@@ -624,7 +631,8 @@ class Lowerer:
         return "".join(parts)
 
     def e_FormattedValue(self, node, hint):
-        value = self.b.value(self.eval(node.value))
+        # The text is baked into the path, so a traced scalar is guarded like an index.
+        value = self.b.value(self.concrete(self.eval(node.value), node))
         conv = {115: str, 114: repr, 97: ascii}.get(node.conversion)
         if conv is not None:
             value = conv(value)
@@ -674,11 +682,19 @@ class Lowerer:
         return self.eval(node)
 
     def getitem(self, obj, idx, node, hint=None):
-        if isinstance(obj, Var):
-            idx = self.concrete(idx, node)
+        if isinstance(obj, Var) or (isinstance(obj, np.ndarray) and _contains_var(idx)):
+            idx = self.index_atom(self.concrete(idx, node), node)
             self.b.loc = self.loc(node)
             return self.b.apply(B.getitem, (obj, idx), None, hint)
         return obj[self.concrete(idx, node)]
+
+    def index_atom(self, idx, node):
+        """An index tuple holding traced index arrays (``x[rows, cols]``, ``x[:, mask]``)
+        becomes one traced value, built at run time."""
+        if isinstance(idx, tuple) and _contains_var(idx):
+            self.b.loc = self.loc(node)
+            return self.b.apply(N.index_tuple, idx, None, "idx")
+        return idx
 
     def iterate(self, x, node) -> list:
         """The items of an iterable, as a list of interpreter values."""
@@ -725,16 +741,22 @@ class Lowerer:
         if isinstance(func, types.BuiltinMethodType) and isinstance(
                 getattr(func, "__self__", None), (list, dict)):
             return func(*args, **kwargs)  # list.append, dict.get, ...: structure
+        owner = getattr(func, "__self__", None)
+        if isinstance(func, types.BuiltinMethodType) and isinstance(owner, np.ndarray) and (
+                lookup_method(owner, func.__name__) is not None):  # const.dot(traced)
+            return self.call_method(VarMethod(owner, func.__name__), args, kwargs, node, hint)
         lowering = lookup_lowering(func)
         if lowering is not None:
             self.b.loc = self.loc(node)
+            args, kwargs = self.static_args(args, kwargs, node)
             return lowering(*args, **kwargs)
         prim = lookup(func)
         if prim is not None and prim.root is np:
+            args, kwargs = self.static_args(args, kwargs, node)
             args = [N._to_array(a) if isinstance(a, (list, tuple)) and _contains_var(a) else a
                     for a in args]
         if prim is not None:
-            if any(isinstance(v, (Var, list, dict)) for v in kwargs.values()):
+            if any(_contains_var(v) for v in kwargs.values()):
                 raise MissingRule(f"traced keyword argument to {_describe(func)}",
                                   self.loc(node))
             self.b.loc = self.loc(node)
@@ -742,6 +764,31 @@ class Lowerer:
         if isinstance(func, types.FunctionType) and _is_user_code(func):
             return self.call_function(func, args, kwargs, node)
         return self.call_opaque(func, args, kwargs, node, hint)
+
+    def static_args(self, args, kwargs, node):
+        """Arguments of a NumPy call with its parameters made plain values.
+
+        NumPy needs axes, shifts, counts and keyword options as Python values.  A
+        traced Python int that no wrt input reaches (read from a global or a closure
+        cell) becomes a constant of the path, checked by a guard; so does any such
+        traced number passed by keyword.  Arrays and differentiated values stay traced.
+        """
+        def static(x, keyword):
+            if isinstance(x, Var):
+                value = self.b.value(x)
+                if x not in self.b.active and (type(value) in (int, bool) or (
+                        keyword and isinstance(value, (int, float)))):
+                    return self.concrete(x, node)
+                return x
+            if isinstance(x, (list, tuple)) and _contains_var(x):
+                return type(x)(static(i, keyword) for i in x)
+            return x
+
+        if not (any(_contains_var(a) for a in args)
+                or any(_contains_var(v) for v in kwargs.values())):
+            return args, kwargs
+        return ([static(a, False) for a in args],
+                {k: static(v, True) for k, v in kwargs.items()})
 
     def call_opaque(self, func, args, kwargs, node, hint=None):
         active = [a for a in list(args) + list(kwargs.values())
@@ -765,6 +812,7 @@ class Lowerer:
         prim = lookup_method(value, m.name)
         if prim is not None:
             self.b.loc = self.loc(node)
+            args, kwargs = self.static_args(args, kwargs, node)
             if not isinstance(prim, Primitive):  # a lowering function
                 return prim(m.var, *args, **kwargs)
             return self.b.apply(prim, (m.var, *args), kwargs, hint)
@@ -949,6 +997,16 @@ def _i_sorted(lw, args, kwargs, node, hint):
     return NotImplemented
 
 
+def _i_next(lw, args, kwargs, node, hint):
+    if not isinstance(args[0], _Generated):
+        return NotImplemented
+    if args[0]:
+        return args[0].pop(0)
+    if len(args) > 1:
+        return args[1]
+    raise StopIteration
+
+
 def _i_dict(lw, args, kwargs, node, hint):
     return dict(*args, **kwargs)
 
@@ -962,6 +1020,7 @@ _INTRINSICS = {
     builtins.isinstance: _i_isinstance, builtins.type: _i_type, builtins.map: _i_map,
     builtins.filter: _i_filter, builtins.any: _i_any_all(True), builtins.all: _i_any_all(False),
     builtins.divmod: _i_divmod, builtins.sorted: _i_sorted, builtins.dict: _i_dict,
+    builtins.next: _i_next,
 }
 
 

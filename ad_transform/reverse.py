@@ -136,11 +136,26 @@ def _owned_grad(b: Builder, g, x: Var, prog: Program):
     """
     gv, xv = b.value(g), b.value(x)
     fresh = (isinstance(g, Var) and g not in prog.inputs and isinstance(gv, np.ndarray)
-             and gv.base is None and gv.flags.writeable and gv.shape == xv.shape)
+             and gv.base is None and gv.flags.writeable and gv.shape == xv.shape
+             and not any(v is gv for v in _outside_arrays(prog)))
     want = xv.dtype if xv.dtype.kind == "f" else np.dtype(np.float64)
     if fresh and gv.dtype == want:
         return g
     return b.apply(N.as_grad, (g, x), hint="d_" + x.name)
+
+
+def _outside_arrays(prog: Program):
+    """Arrays the caller or the compiled code also holds: inputs, globals and closure
+    cells read at run time, constants.  (An adjoint can *be* one of them: ``u`` in the
+    adjoint of ``np.sum(u * x)``, or ``x`` itself after ``x.astype(x.dtype)``.)"""
+    for v in prog.inputs:
+        yield prog.values[v]
+    for e in prog.eqns:
+        if e.prim is B.load_global or e.prim is B.load_cell:
+            yield prog.values[e.out]
+        for a in e.ins:
+            if isinstance(a, Const):
+                yield a.value
 
 
 def _accumulate(b: Builder, adj: dict, x: Var, contrib, mark: int) -> None:

@@ -10,8 +10,8 @@ import math
 import numpy as np
 
 __all__ = ["PathMiss", "sign", "log_or_zero", "signature", "signatures", "fit_shape",
-           "expand_reduced", "minmax_vjp", "getitem_vjp", "setitem", "pack", "flat_item",
-           "concatenate", "stack", "block", "tensordot_vjp", "einsum_vjp", "cumsum_vjp",
+           "expand_reduced", "minmax_vjp", "getitem_vjp", "index_tuple", "setitem", "pack",
+           "flat_item", "concatenate", "stack", "block", "tensordot_vjp", "einsum_vjp", "cumsum_vjp",
            "tile_vjp", "repeat_vjp", "diag_vjp", "as_grad"]
 
 
@@ -103,6 +103,11 @@ def getitem_vjp(g, x, idx):
     else:
         np.add.at(out, idx, g)
     return out
+
+
+def index_tuple(*parts):
+    """``x[a, b]`` where ``a`` or ``b`` is an index array computed at run time."""
+    return parts
 
 
 def setitem(x, idx, v):

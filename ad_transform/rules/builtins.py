@@ -46,6 +46,10 @@ mod = defvjp(_binop(operator.mod, "%", "mod"),
 def _pow_base(g, ans, a, b):
     if isinstance(b, Var):
         return g * b * a ** (b - 1)
+    if not isinstance(b, (int, float)):  # a constant array exponent: no scalar shortcuts
+        return g * (b * a ** (b - 1))
+    if b == 0:
+        return None  # d/da a**0 is 0, also at a == 0 (where a ** -1 would raise)
     if b == 2:
         return (g * 2) * a  # folds to one multiply when g is a constant
     if b == 1:

@@ -25,7 +25,8 @@ log2 = defvjp(m("log2"), lambda g, ans, x: g / (x * _LN2))
 log10 = defvjp(m("log10"), lambda g, ans, x: g / (x * _LN10))
 sqrt = defvjp(m("sqrt"), lambda g, ans, x: g / (2.0 * ans))
 pow_ = defvjp(m("pow"),
-              lambda g, ans, x, y: g * (y * pow_(x, y - 1.0)),
+              lambda g, ans, x, y: (None if isinstance(y, (int, float)) and y == 0  # 0 at x=0 too
+                                    else g * (y * pow_(x, y - 1.0))),
               lambda g, ans, x, y: g * (ans * log(x)))
 sin = m("sin")
 cos = m("cos")
@@ -51,7 +52,7 @@ erf = defvjp(m("erf"), lambda g, ans, x: g * (_2_SQRT_PI * exp(-(x * x))))
 erfc = defvjp(m("erfc"), lambda g, ans, x: -g * (_2_SQRT_PI * exp(-(x * x))))
 fabs = defvjp(m("fabs"), lambda g, ans, x: g * sign(x))
 copysign = defvjp(m("copysign"),
-                  lambda g, ans, x, y: g * (copysign(1.0, x) * copysign(1.0, ans)),
+                  lambda g, ans, x, y: g * (sign(x) * copysign(1.0, ans)),  # 0 at x=0, as fabs
                   None)
 floor = defzero(m("floor"))
 ceil = defzero(m("ceil"))

@@ -16,7 +16,7 @@ from .. import runtime
 from ..ir import Var
 from .builtins import getitem
 from .core import (ATTRS, METHODS, call_prim, defprim, deflowering, defvjp, defvjp_variadic,
-                   defzero, value_of)
+                   defzero, lookup, value_of)
 
 __all__ = []
 
@@ -51,6 +51,7 @@ setitem = defvjp(rt("setitem", "upd"),
                  lambda g, ans, x, idx, v: setitem(g, idx, 0.0),
                  None,
                  lambda g, ans, x, idx, v: getitem(g, idx))
+index_tuple = rt("index_tuple", "idx")  # no derivative: indices are piecewise constant
 flat_item = rt("flat_item", "g")
 block = rt("block", "g")
 tensordot_vjp = rt("tensordot_vjp", "g")
@@ -132,13 +133,15 @@ hypot = defvjp(n("hypot"), lambda g, ans, a, b: g * a / ans, lambda g, ans, a, b
 logaddexp = defvjp(n("logaddexp"),
                    lambda g, ans, a, b: g * exp(a - ans),
                    lambda g, ans, a, b: g * exp(b - ans))
-sinc = defvjp(n("sinc"),
-              lambda g, ans, x: g * where(x == 0, 0.0, (cos(np.pi * x) - ans) / where(x == 0, 1.0, x)))
+sinc = defvjp(n("sinc"),  # (Var == 0 would compare identities: use the primitive)
+              lambda g, ans, x: g * where(equal(x, 0.0), 0.0,
+                                          (cos(np.pi * x) - ans) / where(equal(x, 0.0), 1.0, x)))
 for _name in ("floor", "ceil", "round", "around", "rint", "trunc", "fix", "isnan", "isfinite",
               "isinf", "greater", "less", "equal", "not_equal", "greater_equal", "less_equal",
               "argmax", "argmin", "argsort", "nonzero", "count_nonzero", "logical_or",
               "logical_not", "sort"):
     defzero(n(_name))
+equal = lookup(np.equal)
 
 # -- reductions -----------------------------------------------------------------------
 
@@ -230,8 +233,8 @@ def _matmul_a(g, ans, a, b):
         return g * b
     if ndim(b) == 1:
         return expand_dims(g, -1) * b
-    if ndim(a) == 1:
-        return matmul(b, g)
+    if ndim(a) == 1:  # b may be a stack of matrices: g is then a stack of vectors
+        return matmul(b, g) if ndim(b) == 2 else squeeze(matmul(b, expand_dims(g, -1)), -1)
     return matmul(g, _mT(b))
 
 
@@ -239,7 +242,7 @@ def _matmul_b(g, ans, a, b):
     if ndim(a) == 1 and ndim(b) == 1:
         return g * a
     if ndim(a) == 1:
-        return outer(a, g)
+        return outer(a, g) if ndim(g) == 1 else expand_dims(a, -1) * expand_dims(g, -2)
     if ndim(b) == 1:
         return matmul(_mT(a), g) if ndim(a) == 2 else sum_(_mT(a) * expand_dims(g, -2), axis=-1)
     return matmul(_mT(a), g)

@@ -53,6 +53,7 @@ class _Emitter:
         self.namer = prog.namer
         self.namespace: dict = {}
         self._bound: dict = {}  # id(obj) -> name
+        self.names: dict = {}  # Var -> printed name, where it reuses a dead value's name
 
     def bind(self, obj, hint: str) -> str:
         """A global name for ``obj`` in the generated code's namespace."""
@@ -65,7 +66,7 @@ class _Emitter:
 
     def atom(self, x):
         if isinstance(x, Var):
-            return _load(x.name)
+            return _load(self.names.get(x, x.name))
         return self.const(x.value if isinstance(x, Const) else x)
 
     def const(self, v):
@@ -174,7 +175,38 @@ class _Emitter:
             return gast.Tuple(elts=[self.output(i) for i in x], ctx=gast.Load())
         return self.atom(x)
 
+    def reuse_names(self) -> None:
+        """Let a value take the name of a dead value of the same family (``x_3`` -> ``x``).
+
+        The IR stays SSA; only the printed names repeat, the way a loop's
+        variable does in the user's code.  Frames stay small and values are
+        freed as soon as they die, which matters for long unrolled loops.
+        """
+        eqns = self.prog.eqns
+        last: dict = {}
+        for i, e in enumerate(eqns):
+            for x in e.ins:
+                if isinstance(x, Var):
+                    last[x] = i
+        stack = list(self.prog.outputs)
+        while stack:
+            x = stack.pop()
+            if isinstance(x, tuple):
+                stack.extend(x)
+            elif isinstance(x, Var):
+                last[x] = len(eqns)
+        free: dict = {}
+        for i, e in enumerate(eqns):
+            for x in dict.fromkeys(x for x in e.ins if isinstance(x, Var)):
+                if last[x] == i:
+                    free.setdefault(_family(x.name), []).append(self.names.get(x, x.name))
+            if e.out is not None:
+                pool = free.get(_family(e.out.name))
+                if pool and e.out in last:
+                    self.names[e.out] = pool.pop()
+
     def function(self, name: str) -> Emitted:
+        self.reuse_names()
         body, comments = [], []
         block = None
         for e in self.prog.eqns:
@@ -188,7 +220,8 @@ class _Emitter:
             if e.out is None:
                 body.append(self.guard(e))
             else:
-                body.append(gast.Assign(targets=[_store(e.out.name)], value=self.expr(e),
+                body.append(gast.Assign(targets=[_store(self.names.get(e.out, e.out.name))],
+                                        value=self.expr(e),
                                         type_comment=None))
         (ret,) = self.prog.outputs
         body.append(gast.Return(value=self.output(ret)))
@@ -199,6 +232,11 @@ class _Emitter:
         fdef = gast.FunctionDef(name=name, args=args, body=body, decorator_list=[], returns=None,
                                 type_comment=None, type_params=[])
         return Emitted(fdef, self.namespace, comments)
+
+
+def _family(name: str) -> str:
+    base, _, digits = name.rpartition("_")
+    return base if base and digits.isdigit() else name
 
 
 def _hint_for(obj) -> str:

@@ -144,6 +144,12 @@ def _contains_var(x) -> bool:
     return False
 
 
+def _plain_tuple(x) -> bool:
+    """A (nested) tuple of plain numbers and strings, compared by value in a guard."""
+    return type(x) is tuple and all(
+        type(i) in (int, float, bool, str, type(None)) or _plain_tuple(i) for i in x)
+
+
 def _is_user_code(fn) -> bool:
     """True for functions the user wrote (inlined), False for libraries (opaque)."""
     filename = getattr(getattr(fn, "__code__", None), "co_filename", "")
@@ -489,6 +495,10 @@ class Lowerer:
         if isinstance(obj, types.FunctionType) and lookup(obj) is None and _is_user_code(obj):
             var = self.b.emit(B.load_global, (g, name), hint=name)
             self._decide(B.guard_is, (var,), obj, node)
+        elif isinstance(obj, (bool, str, type(None))) or _plain_tuple(obj):
+            # flags and constant tuples are baked into the path, so guard their values
+            var = self.b.emit(B.load_global, (g, name), hint=name)
+            self._decide(B.guard_eq, (var,), obj, node)
         self.loads[key] = obj
         return obj
 

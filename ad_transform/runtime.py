@@ -12,7 +12,7 @@ import numpy as np
 __all__ = ["PathMiss", "sign", "log_or_zero", "signature", "signatures", "fit_shape",
            "expand_reduced", "minmax_vjp", "getitem_vjp", "index_tuple", "setitem", "pack",
            "flat_item", "concatenate", "stack", "block", "tensordot_vjp", "einsum_vjp", "cumsum_vjp",
-           "tile_vjp", "repeat_vjp", "diag_vjp", "as_grad"]
+           "prod_vjp", "tile_vjp", "repeat_vjp", "diag_vjp", "as_grad"]
 
 
 class PathMiss(Exception):
@@ -196,6 +196,25 @@ def cumsum_vjp(g, shape, axis=None):
     if axis is None:
         return np.flip(np.cumsum(np.flip(np.ravel(g)))).reshape(shape)
     return np.flip(np.cumsum(np.flip(g, axis), axis), axis)
+
+
+def prod_vjp(g, x, axis=None, keepdims=False):
+    """Adjoint of ``np.prod(x, axis)``: ``g`` times the product of the *other* entries.
+
+    Products to the left and to the right of each entry (no division), so the
+    result is exact where ``x`` has zeros.
+    """
+    x = np.asarray(x)
+    axes = range(x.ndim) if axis is None else (axis,) if np.ndim(axis) == 0 else axis
+    axes = [a % x.ndim for a in axes]
+    rest = [i for i in range(x.ndim) if i not in axes]
+    order = rest + axes
+    xt = np.transpose(x, order).reshape([x.shape[i] for i in rest] + [-1])
+    ones = np.ones(xt.shape[:-1] + (1,), dtype=xt.dtype)
+    left = np.concatenate([ones, np.cumprod(xt[..., :-1], axis=-1)], axis=-1)
+    right = np.concatenate([ones, np.cumprod(xt[..., :0:-1], axis=-1)], axis=-1)[..., ::-1]
+    others = (left * right).reshape([x.shape[i] for i in order])
+    return expand_reduced(g, x.shape, axis, keepdims) * np.transpose(others, np.argsort(order))
 
 
 def tile_vjp(g, shape, reps):

@@ -57,6 +57,7 @@ block = rt("block", "g")
 tensordot_vjp = rt("tensordot_vjp", "g")
 einsum_vjp = rt("einsum_vjp", "g")
 cumsum_vjp = rt("cumsum_vjp", "g")
+prod_vjp = rt("prod_vjp", "g")
 tile_vjp = rt("tile_vjp", "g")
 repeat_vjp = rt("repeat_vjp", "g")
 diag_vjp = rt("diag_vjp", "g")
@@ -117,8 +118,11 @@ sign = defzero(n("sign"))
 absolute = defvjp(n("absolute", "abs"), lambda g, ans, x: g * sign(x))
 maximum = defvjp(n("maximum"), lambda g, ans, a, b: g * (a >= b), lambda g, ans, a, b: g * (a < b))
 minimum = defvjp(n("minimum"), lambda g, ans, a, b: g * (a <= b), lambda g, ans, a, b: g * (a > b))
-fmax = defvjp(n("fmax"), lambda g, ans, a, b: g * (a >= b), lambda g, ans, a, b: g * (a < b))
-fmin = defvjp(n("fmin"), lambda g, ans, a, b: g * (a <= b), lambda g, ans, a, b: g * (a > b))
+# fmax/fmin ignore a NaN operand: the other one is the result and gets the derivative
+fmax = defvjp(n("fmax"), lambda g, ans, a, b: g * logical_or(a >= b, isnan(b)),
+              lambda g, ans, a, b: g * logical_not(logical_or(a >= b, isnan(b))))
+fmin = defvjp(n("fmin"), lambda g, ans, a, b: g * logical_or(a <= b, isnan(b)),
+              lambda g, ans, a, b: g * logical_not(logical_or(a <= b, isnan(b))))
 logical_and = defzero(n("logical_and"))
 where = defvjp(n("where"), None,
                lambda g, ans, c, a, b: where(c, g, 0.0),
@@ -141,7 +145,8 @@ for _name in ("floor", "ceil", "round", "around", "rint", "trunc", "fix", "isnan
               "argmax", "argmin", "argsort", "nonzero", "count_nonzero", "logical_or",
               "logical_not", "sort"):
     defzero(n(_name))
-equal = lookup(np.equal)
+equal, isnan = lookup(np.equal), lookup(np.isnan)
+logical_or, logical_not = lookup(np.logical_or), lookup(np.logical_not)
 
 # -- reductions -----------------------------------------------------------------------
 
@@ -189,8 +194,7 @@ def _minmax_rule(g, ans, x, axis=None, out=None, keepdims=False, **kw):
 
 
 def _prod_rule(g, ans, x, axis=None, dtype=None, out=None, keepdims=False, **kw):
-    full = ans if keepdims or axis is None else expand_dims(ans, axis)
-    return expand_reduced(g, shape(x), axis, keepdims) * full / x
+    return prod_vjp(g, x, axis, keepdims)  # products of the others: exact where x has zeros
 
 
 sum_ = defvjp(n("sum"), _sum_rule)
@@ -315,7 +319,7 @@ defvjp(ravel, lambda g, ans, x, *a, **k: reshape(g, shape(x)))
 defvjp(expand_dims, lambda g, ans, x, axis: reshape(g, shape(x)))
 squeeze = defvjp(n("squeeze"), lambda g, ans, x, axis=None: reshape(g, shape(x)))
 defvjp(transpose, lambda g, ans, x, axes=None: transpose(g) if axes is None
-       else transpose(g, tuple(np.argsort(axes))))
+       else transpose(g, tuple(np.argsort([a % ndim(x) for a in axes]))))
 defvjp(swapaxes, lambda g, ans, x, a1, a2: swapaxes(g, a1, a2))
 moveaxis = defvjp(n("moveaxis"), lambda g, ans, x, src, dst: moveaxis(g, dst, src))
 broadcast_to = defvjp(n("broadcast_to"), lambda g, ans, x, shape_: g)
@@ -339,6 +343,16 @@ concatenate_ = defvjp_variadic(rt("concatenate", "cat"), _block_rule)
 stack_ = defvjp_variadic(rt("stack", "stacked"), lambda i, g, ans, *arrays, axis=0:
                          take(g, i, axis=axis))
 take = n("take")
+
+
+def _take_rule(g, ans, x, indices, axis=None, **kw):
+    if axis is None:
+        return reshape(getitem_vjp(g, ravel(x), indices), shape(x))
+    idx = (slice(None),) * (axis % ndim(x)) + (indices,)
+    return getitem_vjp(g, x, index_tuple(*idx))
+
+
+defvjp(take, _take_rule)  # without a rule, np.take would silently pass no derivative on
 
 
 def _to_array(x):
@@ -413,7 +427,7 @@ def _atleast(a, nd):
 for _name in ("zeros", "ones", "empty", "zeros_like", "ones_like", "empty_like", "arange",
               "linspace", "identity", "shape", "ndim", "size"):
     defzero(n(_name))
-zeros_like = n("zeros_like")
+zeros_like = lookup(np.zeros_like)  # the zero-derivative primitive registered above
 full = defvjp(n("full"), None, lambda g, ans, shape_, fill, **kw: sum_(g))
 full_like = defvjp(n("full_like"), None, lambda g, ans, x, fill, **kw: sum_(g))
 

@@ -1,0 +1,166 @@
+"""The examples run, reach what they claim, and their loss gradients are right.
+
+Each example is run as a script in a subprocess (``sys.executable``), writing its
+figures to a temporary directory; its loss functions are then loaded with
+``runpy.run_path`` (the examples only train under ``if __name__ == "__main__"``)
+and differentiated here, against central finite differences.
+"""
+import math
+import os
+import re
+import runpy
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ad_transform import gradient, value_and_gradient
+from ad_transform.testing import check_gradient, numerical_gradient
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(ROOT, "examples")
+LINREG = os.path.join(EXAMPLES, "linear_regression.py")
+PROJECTILE = os.path.join(EXAMPLES, "projectile.py")
+
+
+def run_example(path, *args):
+    proc = subprocess.run([sys.executable, path, *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "MPLBACKEND": "Agg"})
+    assert proc.returncode == 0, (f"{os.path.basename(path)} exited with {proc.returncode}\n"
+                                  f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}")
+    return proc.stdout
+
+
+def number(output, name):
+    """The value printed on the line ``<name> = <number>``."""
+    found = re.findall(rf"^{re.escape(name)} = ([-+0-9.eE]+)", output, re.M)
+    assert found, f"no line '{name} = ...' in the output:\n{output}"
+    return float(found[-1])
+
+
+# -- the scripts ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def linreg_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("linreg")
+    return out, run_example(LINREG, "--out", str(out))
+
+
+@pytest.fixture(scope="module")
+def projectile_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("projectile")
+    return out, run_example(PROJECTILE, "--out", str(out))
+
+
+def test_linear_regression_writes_its_figures(linreg_run):
+    out, _ = linreg_run
+    for name in ("linreg_fit.png", "linreg_loss.png", "linreg_path.png"):
+        path = out / name
+        assert path.is_file(), f"{name} was not written"
+        with open(path, "rb") as f:
+            head = f.read(8)
+        assert head == b"\x89PNG\r\n\x1a\n", f"{name} is not a PNG"
+        assert path.stat().st_size > 5000, f"{name} is suspiciously small"
+
+
+def test_linear_regression_converges_to_one_one(linreg_run):
+    _, output = linreg_run
+    w0, w1 = number(output, "final w0"), number(output, "final w1")
+    assert abs(w0 - 1.0) < 0.1 and abs(w1 - 1.0) < 0.1, (w0, w1)
+    # the noise has standard deviation 0.05, so the fitted loss is about 0.05**2
+    assert 0.0 < number(output, "final loss") < 0.01
+
+
+def test_linear_regression_prints_the_generated_derivative(linreg_run):
+    _, output = linreg_run
+    assert "def loss_value_and_grad(w, X, y):" in output
+    assert "return" in output.split("def loss_value_and_grad", 1)[1]
+
+
+def test_projectile_hits_the_target(projectile_run):
+    out, output = projectile_run
+    distance, target = number(output, "final distance"), number(output, "target")
+    assert abs(distance - target) < 0.01, (distance, target)
+    assert "cache_info: CacheInfo(" in output
+    assert "own control path" in output
+    assert (out / "projectile.png").stat().st_size > 5000
+
+
+def test_projectile_cache_counts_one_miss_per_trip_count(projectile_run):
+    _, output = projectile_run
+    info = re.findall(r"^cache_info: CacheInfo\(hits=(\d+), misses=(\d+)", output, re.M)
+    hits, misses = map(int, info[-1])
+    distinct = int(re.search(r"distinct trip counts visited: (\d+)", output).group(1))
+    assert misses == distinct
+    assert hits > 0
+
+
+# -- the loss functions, differentiated here ---------------------------------------------
+
+@pytest.fixture(scope="module")
+def linreg():
+    return runpy.run_path(LINREG, run_name="linreg_example")
+
+
+@pytest.fixture(scope="module")
+def projectile():
+    return runpy.run_path(PROJECTILE, run_name="projectile_example")
+
+
+@pytest.mark.parametrize("w", [(0.0, 0.0), (1.3, -0.4), (0.98, 1.03)])
+def test_linear_regression_loss_gradient(linreg, w):
+    X, y = linreg["make_data"](0)
+    w = np.array(w)
+    g = check_gradient(linreg["loss"], w, X, y, wrt=0)
+    # and the closed form: d/dw mean((w0 + w1 X - y)^2) = 2 mean(r), 2 mean(r X)
+    r = w[0] + w[1] * X - y
+    np.testing.assert_allclose(g, [2 * r.mean(), 2 * (r * X).mean()], rtol=1e-12, atol=1e-14)
+
+
+def test_linear_regression_gradient_wrt_data(linreg):
+    X, y = linreg["make_data"](3)
+    w = np.array([0.5, 2.0])
+    check_gradient(linreg["loss"], w, X, y, wrt=(1, 2))
+
+
+def test_linear_regression_fit_matches_least_squares(linreg):
+    X, y = linreg["make_data"](1)
+    w, losses, _, _ = linreg["fit"](X, y)
+    np.testing.assert_allclose(w, linreg["least_squares"](X, y), atol=1e-5)
+    assert np.all(np.diff(losses) <= 1e-15), "gradient descent increased the loss"
+
+
+@pytest.mark.parametrize("angle, speed", [(30.0, 15.0), (45.0, 20.0), (65.0, 29.0)])
+def test_projectile_loss_gradient(projectile, angle, speed):
+    loss, target = projectile["loss"], projectile["TARGET"]
+    check_gradient(loss, angle, speed, target, wrt=(0, 1, 2), rtol=1e-5, atol=1e-6)
+
+
+def test_projectile_distance_gradient_and_trip_counts(projectile):
+    """Different trip counts are different paths; equal ones share one."""
+    dist, steps_of = projectile["landing_distance"], projectile["steps_of"]
+    g = value_and_gradient(dist, wrt=(0, 1))
+    g.cache_clear()
+    points = [(40.0, 18.0), (40.0, 18.001), (40.0, 25.0), (40.0, 25.001)]
+    assert steps_of(*points[0]) == steps_of(*points[1]) != steps_of(*points[2])
+    assert steps_of(*points[2]) == steps_of(*points[3])
+    for a, s in points:
+        value, (ga, gs) = g(a, s)
+        assert math.isclose(value, dist(a, s), rel_tol=1e-12)
+        assert math.isclose(ga, numerical_gradient(dist, (a, s), 0), rel_tol=1e-5)
+        assert math.isclose(gs, numerical_gradient(dist, (a, s), 1), rel_tol=1e-5)
+        assert gs > 0, "a faster throw goes further"
+    info = g.cache_info()
+    assert (info.misses, info.hits) == (2, 2)
+
+
+def test_projectile_generated_source_is_straight_line(projectile):
+    """The while loop is unrolled: no loop in the derivative, one guard per trip."""
+    dist = projectile["landing_distance"]
+    src = gradient(dist, wrt=1).source(30.0, 15.0)
+    code = [line.strip() for line in src.splitlines() if not line.strip().startswith("#")]
+    assert not [line for line in code if line.startswith(("while ", "for "))]
+    # the loop test y > 0 is checked once per Euler step and once more when it fails
+    trips = projectile["steps_of"](30.0, 15.0)
+    assert sum("> 0" in line for line in code) == trips + 1

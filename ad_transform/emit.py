@@ -240,7 +240,9 @@ def _family(name: str) -> str:
 
 
 def _hint_for(obj) -> str:
-    if isinstance(obj, float):
+    if isinstance(obj, float):  # also np.float64, bound by name whatever its value
+        if math.isfinite(obj):
+            return "_k"
         return "inf" if obj == math.inf else "neg_inf" if obj == -math.inf else "nan"
     if isinstance(obj, dict):
         return "_globals"

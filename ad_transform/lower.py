@@ -26,6 +26,7 @@ object, which is a constant.
 from __future__ import annotations
 
 import builtins
+import copy
 import inspect
 import operator
 import sys
@@ -144,10 +145,10 @@ def _contains_var(x) -> bool:
     return False
 
 
-def _plain_tuple(x) -> bool:
-    """A (nested) tuple of plain numbers and strings, compared by value in a guard."""
-    return type(x) is tuple and all(
-        type(i) in (int, float, bool, str, type(None)) or _plain_tuple(i) for i in x)
+def _plain_seq(x) -> bool:
+    """A (nested) tuple or list of plain numbers and strings, compared by value in a guard."""
+    return type(x) in (tuple, list) and all(
+        type(i) in (int, float, bool, str, type(None)) or _plain_seq(i) for i in x)
 
 
 def _is_user_code(fn) -> bool:
@@ -228,6 +229,9 @@ class Lowerer:
             if dtype.kind == "c":
                 raise BadWrt(f"argument {name!r} is complex ({dtype}); ad_transform "
                              "differentiates real inputs only", loc)
+            if not ok:  # bool, str, object, datetime ... arrays
+                raise BadWrt(f"argument {name!r} is an array of {dtype}; a wrt array must "
+                             "hold floats or ints", loc)
         if isinstance(value, complex):
             raise BadWrt(f"argument {name!r} is complex; ad_transform differentiates real "
                          "inputs only", loc)
@@ -478,6 +482,7 @@ class Lowerer:
         raise NameError(f"name '{name}' is not defined (at {self.loc(node)})")
 
     def _is_data(self, obj):
+        """Numbers and arrays from globals and cells: read at run time, never baked in."""
         return (isinstance(obj, _DATA_TYPES) and not isinstance(obj, bool)) or isinstance(
             obj, (np.ndarray, np.generic))
 
@@ -495,10 +500,11 @@ class Lowerer:
         if isinstance(obj, types.FunctionType) and lookup(obj) is None and _is_user_code(obj):
             var = self.b.emit(B.load_global, (g, name), hint=name)
             self._decide(B.guard_is, (var,), obj, node)
-        elif isinstance(obj, (bool, str, type(None))) or _plain_tuple(obj):
-            # flags and constant tuples are baked into the path, so guard their values
+        elif isinstance(obj, (bool, str, type(None))) or _plain_seq(obj):
+            # flags and constant sequences are baked into the path, so guard their values
+            # (against a snapshot: a list may change in place)
             var = self.b.emit(B.load_global, (g, name), hint=name)
-            self._decide(B.guard_eq, (var,), obj, node)
+            self._decide(B.guard_eq, (var,), copy.deepcopy(obj), node)
         self.loads[key] = obj
         return obj
 

@@ -299,3 +299,28 @@ def test_rebound_global_helper_is_detected(monkeypatch):
     assert_fd(calls_global_helper, (0.8,), g(0.8))
     assert g.cache_info().misses == 2  # the first helper's path is still cached
     assert g.cache_info().hits == 1
+
+
+WEIGHTS = [1.0, 2.0]
+
+
+def weighted_powers(x):
+    total = 0.0
+    for k, w in enumerate(WEIGHTS):
+        total = total + w * x ** (k + 1)
+    return total
+
+
+def test_global_list_changed_in_place_is_detected():
+    g = gradient(weighted_powers)
+    g.cache_clear()
+    assert_fd(weighted_powers, (1.3,), g(1.3))
+    WEIGHTS.append(0.5)  # same object, new contents: the baked path must not be reused
+    try:
+        assert_fd(weighted_powers, (1.3,), g(1.3))
+        assert g.cache_info().misses == 2
+        WEIGHTS[0] = -4.0
+        assert_fd(weighted_powers, (1.3,), g(1.3))
+        assert g.cache_info().misses == 3
+    finally:
+        WEIGHTS[:] = [1.0, 2.0]

@@ -37,7 +37,7 @@ class PathCache:
         if maxsize < 1:
             raise ValueError("maxsize must be at least 1")
         self.maxsize = maxsize
-        self.entries: OrderedDict = OrderedDict()  # decisions -> Entry
+        self.entries: OrderedDict = OrderedDict()  # Entry -> Entry, least recently used first
         self.slot = [_no_path]  # slot[0]: the function of the path used last, tried first
         self._current: Entry | None = None
         self.dispatcher = None  # the compiled entry point users call (see api._make)
@@ -102,13 +102,14 @@ class PathCache:
                     entry, miss = candidate, again
                     continue
                 next(self.counter)
-                self.entries.move_to_end(candidate.decisions)
+                self.entries.move_to_end(candidate)
                 self.current = candidate
                 return result
             self.misses += 1
             entry, result = build(args)
-            self.entries[entry.decisions] = entry
-            self.entries.move_to_end(entry.decisions)
+            for old in [e for e in self.entries if e.decisions == entry.decisions]:
+                del self.entries[old]  # the same path built twice (a race): keep the new one
+            self.entries[entry] = entry
             while len(self.entries) > self.maxsize:
                 self.entries.popitem(last=False)
             self.current = entry

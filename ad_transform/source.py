@@ -36,19 +36,20 @@ def loc_of(filename: str, node) -> Loc:
     return Loc(filename, line, col, text)
 
 
-_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_CACHE: dict = {}  # id(code) -> (weakref to the code, FunctionSource)
 
 
 def get_source(fn) -> FunctionSource:
     code = getattr(fn, "__code__", None)
     if code is None:
         raise SourceUnavailable(f"{fn!r} is not a Python function, so it has no source to read")
-    try:
-        return _CACHE[code]
-    except KeyError:
-        pass
+    # Keyed by identity: equal code objects from two files must not share a parse.
+    hit = _CACHE.get(id(code))
+    if hit is not None and hit[0]() is code:
+        return hit[1]
     src = _parse(fn, code)
-    _CACHE[code] = src
+    key = id(code)
+    _CACHE[key] = (weakref.ref(code, lambda _, key=key: _CACHE.pop(key, None)), src)
     return src
 
 

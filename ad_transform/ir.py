@@ -190,6 +190,7 @@ class Builder:
         self.loc: Loc | None = None
         self.max_eqns = max_eqns
         self.active: set[Var] = set()  # variables that depend on a wrt input
+        self.seen: dict = {}  # (prim, operands, params) -> Var: common subexpressions
         self.phase = "primal"
 
     # -- context -----------------------------------------------------------
@@ -229,7 +230,16 @@ class Builder:
         if folded is not _NO_FOLD and (self.phase != "primal"
                                        or not hasattr(self.value(folded), "shape")):
             return folded
-        return self._emit(prim, ins, vals, params, hint)
+        key = _cse_key(prim, ins, params)
+        seen = self.seen.get(key) if key is not None else None
+        # The same operation on the same operands was computed already (arrays
+        # only in adjoint code, for the same reason as above).
+        if seen is not None and (self.phase != "primal" or not hasattr(self.value(seen), "shape")):
+            return seen
+        out = self._emit(prim, ins, vals, params, hint)
+        if key is not None:
+            self.seen[key] = out
+        return out
 
     def emit(self, prim: Primitive, ins, params=None, hint: str | None = None) -> Var:
         """Like :meth:`apply`, but always appends (reads of globals, opaque calls)."""
@@ -258,6 +268,27 @@ class Builder:
 
 
 _NO_FOLD = object()
+
+
+def _cse_key(prim, ins, params):
+    """A hashable key for an operation, or None when an operand is not hashable.
+
+    Constants are keyed by type and repr, so ``0.0`` and ``-0.0`` (equal, and
+    equal-hashing) stay apart.
+    """
+    try:
+        parts = tuple(x if isinstance(x, Var) else
+                      (type(_raw(x)), repr(_raw(x)) if isinstance(_raw(x), float) else _raw(x))
+                      for x in ins)
+        key = (prim, parts, tuple(sorted(params.items())) if params else ())
+        hash(key)
+        return key
+    except TypeError:
+        return None
+
+
+def _raw(x):
+    return x.value if isinstance(x, Const) else x
 
 
 def _peephole(prim, ins, vals):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ir import Builder, Const, Program, Var
+from .ir import Builder, Const, Program, Var, _cse_key
 from .rules import builtins as B
 from .rules import numpy as N
 
@@ -43,6 +43,11 @@ def reverse(prog: Program, wrt: tuple, single: bool, with_value: bool) -> Progra
     b.values = dict(prog.values)
     b.eqns = list(prog.eqns)
     b.phase = "adjoint"
+    for e in prog.eqns:  # adjoints reuse what the primal computed (cos(x) for sin's rule)
+        key = None if e.out is None or e.prim is B.call_opaque else _cse_key(
+            e.prim, e.ins, dict(e.params))
+        if key is not None:
+            b.seen.setdefault(key, e.out)
     wrt_vars = [prog.inputs[i] for i in wrt]
     active = _active_set(prog, wrt_vars)
     (out,) = prog.outputs

@@ -54,6 +54,8 @@ class _Emitter:
         self.namespace: dict = {}
         self._bound: dict = {}  # id(obj) -> name
         self.names: dict = {}  # Var -> printed name, where it reuses a dead value's name
+        self.inplace: dict = {}  # equation index -> (ufunc, operand it writes into)
+        self.last: dict = {}
 
     def bind(self, obj, hint: str) -> str:
         """A global name for ``obj`` in the generated code's namespace."""
@@ -182,6 +184,19 @@ class _Emitter:
         variable does in the user's code.  Frames stay small and values are
         freed as soon as they die, which matters for long unrolled loops.
         """
+        eqns, last = self.prog.eqns, self.last
+        free: dict = {}
+        for i, e in enumerate(eqns):
+            for x in dict.fromkeys(x for x in e.ins if isinstance(x, Var)):
+                if last[x] == i:
+                    free.setdefault(_family(x.name), []).append(self.names.get(x, x.name))
+            if e.out is not None:
+                pool = free.get(_family(e.out.name))
+                if pool and e.out in last:
+                    self.names[e.out] = pool.pop()
+
+    def last_uses(self) -> dict:
+        """Var -> index of the last equation that reads it (outputs: past the end)."""
         eqns = self.prog.eqns
         last: dict = {}
         for i, e in enumerate(eqns):
@@ -195,21 +210,62 @@ class _Emitter:
                 stack.extend(x)
             elif isinstance(x, Var):
                 last[x] = len(eqns)
-        free: dict = {}
-        for i, e in enumerate(eqns):
-            for x in dict.fromkeys(x for x in e.ins if isinstance(x, Var)):
-                if last[x] == i:
-                    free.setdefault(_family(x.name), []).append(self.names.get(x, x.name))
-            if e.out is not None:
-                pool = free.get(_family(e.out.name))
-                if pool and e.out in last:
-                    self.names[e.out] = pool.pop()
+        return last
+
+    def plan_inplace(self) -> None:
+        """Elementwise NumPy operations write into an operand that dies with them.
+
+        ``d = a * b`` becomes ``d = np.multiply(a, b, out=a)`` when ``a`` is
+        read nowhere later, was made by this code (not an input, a global, a
+        constant or a view), shares memory with no other value, and has the
+        result's shape and dtype.  Long elementwise chains on big arrays then
+        reuse one buffer instead of allocating, and freeing, one per step.
+        Ownership is read off the concrete values of the lowering, which the
+        same operations on the same shapes and dtypes reproduce at run time.
+        """
+        values = self.prog.values
+        arrays = [v for v in values.values() if type(v) is np.ndarray]
+        count: dict = {}
+        for v in arrays:
+            count[id(v)] = count.get(id(v), 0) + 1
+        shared = {id(v.base) for v in arrays if v.base is not None}
+        shared.update(id(values[v]) for v in self.prog.inputs)
+        made = set()
+        for e in self.prog.eqns:
+            shared.update(id(x.value) for x in e.ins if isinstance(x, Const))
+            if e.out is not None and e.prim.form[0] in ("binop", "unary", "call"):
+                made.add(e.out)  # not a read of a global, a cell or an opaque call's result
+
+        def owned(x):
+            v = values.get(x)
+            return (x in made and type(v) is np.ndarray and v.ndim > 0 and v.base is None
+                    and v.flags.writeable and v.flags.owndata and count[id(v)] == 1
+                    and id(v) not in shared)
+
+        for i, e in enumerate(self.prog.eqns):
+            ufunc = _ufunc_of(e.prim)
+            out = values.get(e.out) if e.out is not None else None
+            if ufunc is None or type(out) is not np.ndarray:
+                continue
+            for x in e.ins:
+                if isinstance(x, Var) and self.last.get(x) == i and owned(x) and \
+                        values[x].shape == out.shape and values[x].dtype == out.dtype:
+                    self.inplace[i] = (ufunc, x)
+                    break
+
+    def inplace_expr(self, e: Eqn, ufunc, target):
+        kws = [gast.keyword(arg=k, value=self.const(v)) for k, v in e.params]
+        kws.append(gast.keyword(arg="out", value=self.atom(target)))
+        return gast.Call(func=self.ref("np", np, (ufunc.__name__,)),
+                         args=[self.atom(x) for x in e.ins], keywords=kws)
 
     def function(self, name: str) -> Emitted:
+        self.last = self.last_uses()
+        self.plan_inplace()
         self.reuse_names()
         body, comments = [], []
         block = None
-        for e in self.prog.eqns:
+        for index, e in enumerate(self.prog.eqns):
             key = (e.phase, e.loc.file, e.loc.line) if e.loc else (e.phase, None, None)
             if key != block and e.loc is not None:
                 block = key
@@ -220,8 +276,10 @@ class _Emitter:
             if e.out is None:
                 body.append(self.guard(e))
             else:
+                value = self.expr(e) if index not in self.inplace else \
+                    self.inplace_expr(e, *self.inplace[index])
                 body.append(gast.Assign(targets=[_store(self.names.get(e.out, e.out.name))],
-                                        value=self.expr(e),
+                                        value=value,
                                         type_comment=None))
         (ret,) = self.prog.outputs
         body.append(gast.Return(value=self.output(ret)))
@@ -232,6 +290,21 @@ class _Emitter:
         fdef = gast.FunctionDef(name=name, args=args, body=body, decorator_list=[], returns=None,
                                 type_comment=None, type_params=[])
         return Emitted(fdef, self.namespace, comments)
+
+
+_UFUNC_OF_OP = {("binop", "+"): np.add, ("binop", "-"): np.subtract,
+                ("binop", "*"): np.multiply, ("binop", "/"): np.true_divide,
+                ("binop", "**"): np.power, ("unary", "-"): np.negative}
+
+
+def _ufunc_of(prim):
+    """The NumPy ufunc an equation computes, if it can write into an ``out=`` array."""
+    if prim.form[:2] in _UFUNC_OF_OP:
+        return _UFUNC_OF_OP[prim.form[:2]]
+    if prim.form[0] == "call" and prim.root is np and isinstance(prim.impl, np.ufunc) \
+            and len(prim.form) == 3 and getattr(np, prim.form[2], None) is prim.impl:
+        return prim.impl
+    return None
 
 
 def _family(name: str) -> str:

@@ -106,15 +106,24 @@ def _zero_like(b: Builder, x: Var):
     return 0.0
 
 
-def _spread(b: Builder, e, g, active):
-    """Broadcast a scalar adjoint of an array up to the array's shape, where needed.
+def _lazy(gshape, shape) -> bool:
+    """``gshape`` is smaller than ``shape`` and broadcasts to it."""
+    try:
+        return gshape != shape and np.broadcast_shapes(gshape, shape) == shape
+    except ValueError:
+        return False
 
-    A scalar adjoint may stand for "this value everywhere" (a full reduction's
-    adjoint is one).  Elementwise operations whose active inputs all have the
-    output's shape consume it as it is; anything else gets a broadcast view.
+
+def _spread(b: Builder, e, g, active):
+    """Broadcast an adjoint smaller than its array up to the array's shape, where needed.
+
+    An adjoint may stand for its broadcast ("this value along the reduced
+    axes": a reduction's adjoint is one).  Elementwise operations whose active
+    inputs all have the output's shape consume it as it is, which NumPy
+    broadcasting makes free; anything else gets a broadcast view.
     """
     out_shape = np.shape(b.value(e.out))
-    if not out_shape or np.ndim(b.value(g)):
+    if not _lazy(np.shape(b.value(g)), out_shape):
         return g
     if e.prim.elementwise and all(np.shape(b.value(x)) == out_shape for x in e.ins
                                   if isinstance(x, Var) and x in active):
@@ -125,12 +134,31 @@ def _spread(b: Builder, e, g, active):
 def _match_shape(b: Builder, contrib, target):
     """Sum a broadcast contribution back to its input's shape, where the shapes differ.
 
-    A scalar contribution to an array stays a scalar (see :func:`_spread`).
+    A contribution smaller than its input stays so (see :func:`_spread`).  The
+    sums are emitted as plain ``np.sum`` calls over axes known now.
     """
     cshape, tshape = np.shape(b.value(contrib)), np.shape(target)
-    if cshape == tshape or (not cshape and tshape):
+    if cshape == tshape or _lazy(cshape, tshape):
         return contrib
-    return b.apply(N.fit_shape, (contrib, np.shape(target)))
+    if not tshape:
+        return b.apply(N.sum_, (contrib,))
+    lead = len(cshape) - len(tshape)
+    if lead > 0:
+        contrib = b.apply(N.sum_, (contrib,), {"axis": _axis(range(lead))})
+        cshape = cshape[lead:]
+    if lead < 0:
+        return b.apply(N.fit_shape, (contrib, tshape))
+    keep = [i for i, n in enumerate(tshape) if n == 1 and cshape[i] != 1]
+    if keep:
+        contrib = b.apply(N.sum_, (contrib,), {"axis": _axis(keep), "keepdims": True})
+    if np.shape(b.value(contrib)) != tshape and not _lazy(np.shape(b.value(contrib)), tshape):
+        contrib = b.apply(N.fit_shape, (contrib, tshape))
+    return contrib
+
+
+def _axis(axes):
+    axes = tuple(axes)
+    return axes[0] if len(axes) == 1 else axes
 
 
 def _owned_grad(b: Builder, g, x: Var, prog: Program):

@@ -160,40 +160,55 @@ def _reduce_count(x, axis):
 
 
 def _expand(g, x, axis, keepdims):
-    """The adjoint of a reduction, spread back over the reduced axes.
+    """The adjoint of a reduction, with the reduced axes back as length-1 axes.
 
-    A full reduction's scalar adjoint stays a scalar: NumPy broadcasting does
-    the spreading in the next operation for free, and the reverse pass
-    broadcasts it up at the input only if it arrives there still a scalar.
+    It is not broadcast to ``x``'s shape: NumPy broadcasting spreads it in the
+    next elementwise operation for free, and the reverse pass broadcasts it
+    up only where a consumer needs the full shape.
     """
-    if (axis is None or keepdims) and ndim(g) == 0:
-        return g
-    return expand_reduced(g, shape(x), axis, keepdims)
+    if axis is None or keepdims:
+        return g  # already broadcasts against x
+    axes = (axis,) if np.ndim(axis) == 0 else tuple(axis)
+    return expand_dims(g, tuple(a % ndim(x) for a in axes) if len(axes) > 1 else axes[0] % ndim(x))
+
+
+def _plain(name, out, kw):
+    """Reduction rules cover ``axis``, ``dtype``, ``keepdims`` and ``ddof``; refuse the rest
+    (``where=``, ``initial=``, ``out=``, ``correction=``) instead of ignoring it."""
+    extra = [k for k, v in kw.items() if v is not None] + (["out"] if out is not None else [])
+    if extra:
+        raise NotImplementedError(f"np.{name}(..., {'=, '.join(extra)}=) has no derivative rule")
 
 
 def _sum_rule(g, ans, x, axis=None, dtype=None, out=None, keepdims=False, **kw):
+    _plain("sum", out, kw)
     return _expand(g, x, axis, keepdims)
 
 
 def _mean_rule(g, ans, x, axis=None, dtype=None, out=None, keepdims=False, **kw):
+    _plain("mean", out, kw)
     return _expand(g / _reduce_count(x, axis), x, axis, keepdims)
 
 
 def _var_rule(g, ans, x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
+    _plain("var", out, kw)
     centered = x - mean(x, axis=axis, keepdims=True)
     scale = 2.0 / (_reduce_count(x, axis) - ddof)
-    return expand_reduced(g, shape(x), axis, keepdims) * (scale * centered)
+    return _expand(g, x, axis, keepdims) * (scale * centered)
 
 
 def _std_rule(g, ans, x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
+    _plain("std", out, kw)
     return _var_rule(g / (2.0 * ans), None, x, axis, dtype, out, ddof, keepdims)
 
 
 def _minmax_rule(g, ans, x, axis=None, out=None, keepdims=False, **kw):
+    _plain("max/min", out, kw)
     return minmax_vjp(g, ans, x, axis, keepdims)
 
 
 def _prod_rule(g, ans, x, axis=None, dtype=None, out=None, keepdims=False, **kw):
+    _plain("prod", out, kw)
     return prod_vjp(g, x, axis, keepdims)  # products of the others: exact where x has zeros
 
 
@@ -214,7 +229,7 @@ def _norm_rule(g, ans, x, ord=None, axis=None, keepdims=False):
     if ord not in (None, 2, "fro") or (ord == 2 and ndim(x) != 1 and axis is None):
         raise NotImplementedError(f"np.linalg.norm(ord={ord!r}) has no derivative rule")
     full = ans if keepdims or axis is None else expand_dims(ans, axis)
-    return expand_reduced(g, shape(x), axis, keepdims) * x / full
+    return _expand(g, x, axis, keepdims) * x / full
 
 
 norm = defvjp(linalg("norm"), _norm_rule)
@@ -228,8 +243,13 @@ expand_dims = n("expand_dims")
 ravel = n("ravel")
 
 
+T = defprim("T", lambda x: x.T, ("getattr", "T"), hint="T")
+defvjp(T, lambda g, ans, x: T(g))
+
+
 def _mT(x):
-    return swapaxes(x, -1, -2)
+    """The matrix transpose of the last two axes (``x.T`` for a matrix)."""
+    return T(x) if ndim(x) == 2 else swapaxes(x, -1, -2)
 
 
 def _matmul_a(g, ans, a, b):
@@ -286,7 +306,8 @@ einsum = defvjp_variadic(n("einsum"),
                          lambda i, g, ans, spec, *ops: None if i == 0 else
                          einsum_vjp(g, spec, i - 1, *ops))
 eye = defzero(n("eye"))
-trace = defvjp(n("trace"), lambda g, ans, x: g * eye(shape(x)[0], shape(x)[1]))
+trace = defvjp(n("trace"),
+               lambda g, ans, x, offset=0: g * eye(shape(x)[0], shape(x)[1], offset))
 diag = defvjp(n("diag"), lambda g, ans, x, k=0: diag_vjp(g, shape(x), k))
 inv = defvjp(linalg("inv"), lambda g, ans, x: -matmul(_mT(ans), matmul(g, _mT(ans))))
 
@@ -460,4 +481,4 @@ METHODS[(np.ndarray, "astype")] = _method_astype
 for _name in ("shape", "ndim", "size", "dtype"):
     ATTRS[(np.ndarray, _name)] = (lambda name: lambda x: getattr(value_of(x), name))(_name)
     ATTRS[(np.generic, _name)] = ATTRS[(np.ndarray, _name)]
-ATTRS[(np.ndarray, "T")] = lambda x: transpose(x)
+ATTRS[(np.ndarray, "T")] = lambda x: T(x)

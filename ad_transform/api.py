@@ -19,7 +19,7 @@ from . import ir
 from .cache import Entry, cache_for
 from .compile import compile_function
 from .emit import emit, emit_dispatcher
-from .errors import BadWrt, NonScalarOutput, SourceUnavailable
+from .errors import BadWrt, NonScalarOutput, SourceUnavailable, UnsupportedSyntax
 from .lower import lower
 from .reverse import prune, reverse
 from .runtime import PathMiss
@@ -28,7 +28,7 @@ from .source import get_source
 __all__ = ["gradient", "value_and_gradient", "derivative_source"]
 
 
-def gradient(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 500_000):
+def gradient(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 200_000):
     """The gradient of ``fun`` with respect to the argument(s) ``wrt``.
 
     ``wrt`` is a parameter index, a parameter name, or a tuple of them; an int
@@ -42,7 +42,7 @@ def gradient(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 500_000):
     return _make(fun, wrt, False, maxsize, max_eqns)
 
 
-def value_and_gradient(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 500_000):
+def value_and_gradient(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 200_000):
     """Like :func:`gradient`, but returns ``(value, gradient)`` from one evaluation."""
     if fun is None:
         return lambda f: _make(f, wrt, True, maxsize, max_eqns)
@@ -142,6 +142,10 @@ def _result(prog):
 def _make(fun, wrt, with_value, maxsize, max_eqns):
     if not callable(fun) or not hasattr(fun, "__code__"):
         raise TypeError(f"gradient needs a Python function, got {fun!r}")
+    if getattr(fun, "__ad_transform__", False):
+        raise UnsupportedSyntax(
+            f"{fun.__qualname__} is already a derivative made by ad_transform; higher-order "
+            "derivatives (a gradient of a gradient) are not supported yet")
     sig = inspect.signature(fun)
     params = list(sig.parameters.values())
     wrt_idx, single = _resolve_wrt(fun, params, wrt)
@@ -174,4 +178,5 @@ def _make(fun, wrt, with_value, maxsize, max_eqns):
     wrapper.source = source
     wrapper.cache_info = cache.info
     wrapper.cache_clear = cache.clear
+    wrapper.__ad_transform__ = True  # lowering refuses to inline a derivative (no 2nd order)
     return wrapper

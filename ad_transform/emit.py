@@ -245,7 +245,7 @@ class _Emitter:
         for i, e in enumerate(self.prog.eqns):
             ufunc = _ufunc_of(e.prim)
             out = values.get(e.out) if e.out is not None else None
-            if ufunc is None or type(out) is not np.ndarray:
+            if ufunc is None or type(out) is not np.ndarray or out.nbytes < _INPLACE_BYTES:
                 continue
             for x in e.ins:
                 if isinstance(x, Var) and self.last.get(x) == i and owned(x) and \
@@ -291,6 +291,10 @@ class _Emitter:
                                 type_comment=None, type_params=[])
         return Emitted(fdef, self.namespace, comments)
 
+
+# Below this size NumPy's allocator recycles buffers cheaply and ``out=`` only adds
+# call overhead; above it a fresh buffer costs page faults on every call.
+_INPLACE_BYTES = 1 << 16
 
 _UFUNC_OF_OP = {("binop", "+"): np.add, ("binop", "-"): np.subtract,
                 ("binop", "*"): np.multiply, ("binop", "/"): np.true_divide,
@@ -376,17 +380,22 @@ def emit_dispatcher(name: str, params, slot_obj, cache_obj, build_obj) -> Emitte
     values = [_load(p.name) for p in params]
     call = gast.Call(func=gast.Subscript(value=_load(slot), slice=_const(0), ctx=gast.Load()),
                      args=values, keywords=[])
+    caught = namer.fresh("missed")
     resolve = gast.Call(func=gast.Attribute(value=_load(cache), attr="resolve", ctx=gast.Load()),
                         args=[gast.Tuple(elts=[_load(p.name) for p in params], ctx=gast.Load()),
-                              _load(miss), _load(build)], keywords=[])
+                              _load(caught), _load(build)], keywords=[])
     counter = bind("hits", cache_obj.counter)
     count = gast.Expr(value=gast.Call(func=_load(bind("next", next)), args=[_load(counter)],
                                       keywords=[]))
+    # resolve() runs after the except clause, so an error while lowering the new
+    # path is not reported as raised "during handling of" the PathMiss.
     body = [gast.Try(
         body=[gast.Assign(targets=[_store(result)], value=call, type_comment=None)],
         handlers=[gast.ExceptHandler(type=_load(miss_t), name=_store(miss),
-                                     body=[gast.Return(value=resolve)])],
-        orelse=[count, gast.Return(value=_load(result))], finalbody=[])]
+                                     body=[gast.Assign(targets=[_store(caught)], value=_load(miss),
+                                                       type_comment=None)])],
+        orelse=[count, gast.Return(value=_load(result))], finalbody=[]),
+        gast.Return(value=resolve)]
     fdef = gast.FunctionDef(name=name, args=args, body=body, decorator_list=[], returns=None,
                             type_comment=None, type_params=[])
     return Emitted(fdef, namespace, [])

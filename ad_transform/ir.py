@@ -183,7 +183,7 @@ class Builder:
     of every variable, so later passes know shapes and types exactly.
     """
 
-    def __init__(self, namer: Namer, max_eqns: int = 500_000):
+    def __init__(self, namer: Namer, max_eqns: int = 200_000):
         self.namer = namer
         self.eqns: list[Eqn] = []
         self.values: dict[Var, Any] = {}

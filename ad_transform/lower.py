@@ -167,7 +167,7 @@ def _describe(fn) -> str:
 
 
 class Lowerer:
-    def __init__(self, fn, wrt, max_eqns=500_000):
+    def __init__(self, fn, wrt, max_eqns=200_000):
         self.fn = fn
         self.wrt = wrt
         self.namer = Namer()
@@ -750,6 +750,11 @@ class Lowerer:
                 return result
         if isinstance(func, Var):
             raise MissingRule("calling a traced value is not supported", self.loc(node))
+        if getattr(func, "__ad_transform__", False) and any(
+                _contains_var(a) for a in list(args) + list(kwargs.values())):
+            raise UnsupportedSyntax(
+                f"call of {_describe(func)}, a derivative made by ad_transform, on a traced "
+                "value: higher-order derivatives are not supported yet", self.loc(node))
         has_var = any(_contains_var(a) for a in args) or any(
             _contains_var(v) for v in kwargs.values())
         if not has_var:
@@ -1040,6 +1045,6 @@ _INTRINSICS = {
 }
 
 
-def lower(fn, args, wrt, max_eqns=500_000) -> Program:
+def lower(fn, args, wrt, max_eqns=200_000) -> Program:
     """Lower ``fn`` on the concrete ``args`` (one per parameter) to SSA."""
     return Lowerer(fn, wrt, max_eqns).lower(tuple(args))

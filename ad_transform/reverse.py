@@ -141,16 +141,16 @@ def _match_shape(b: Builder, contrib, target):
     if cshape == tshape or _lazy(cshape, tshape):
         return contrib
     if not tshape:
-        return b.apply(N.sum_, (contrib,))
+        return b.apply(N.sum_method, (contrib,))
     lead = len(cshape) - len(tshape)
     if lead > 0:
-        contrib = b.apply(N.sum_, (contrib,), {"axis": _axis(range(lead))})
+        contrib = b.apply(N.sum_method, (contrib,), {"axis": _axis(range(lead))})
         cshape = cshape[lead:]
     if lead < 0:
         return b.apply(N.fit_shape, (contrib, tshape))
     keep = [i for i, n in enumerate(tshape) if n == 1 and cshape[i] != 1]
     if keep:
-        contrib = b.apply(N.sum_, (contrib,), {"axis": _axis(keep), "keepdims": True})
+        contrib = b.apply(N.sum_method, (contrib,), {"axis": _axis(keep), "keepdims": True})
     if np.shape(b.value(contrib)) != tshape and not _lazy(np.shape(b.value(contrib)), tshape):
         contrib = b.apply(N.fit_shape, (contrib, tshape))
     return contrib

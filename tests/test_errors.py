@@ -618,3 +618,53 @@ def test_name_error_behaves_like_python():
     with pytest.raises(NameError, match="undefined_name_here") as exc_info:
         gradient(u_name_error)(1.0)
     assert where(u_name_error, "undefined_name_here")[0] in str(exc_info.value)
+
+
+# -- higher-order derivatives are refused, never answered with a first derivative ----
+
+def cubed(x):
+    return x * x * x
+
+
+D_CUBED = gradient(cubed)
+
+
+def doubles_a_derivative(x):
+    return D_CUBED(x) * 2.0
+
+
+def uses_a_constant_derivative(x):
+    return D_CUBED(2.0) * x
+
+
+def test_gradient_of_a_gradient_is_refused():
+    with pytest.raises(UnsupportedSyntax) as info:
+        gradient(D_CUBED)
+    assert "higher-order" in str(info.value) and "cubed" in str(info.value)
+
+
+def test_derivative_called_on_a_traced_value_is_refused():
+    with pytest.raises(UnsupportedSyntax) as info:
+        gradient(doubles_a_derivative)(3.0)
+    assert_located(info, doubles_a_derivative, "D_CUBED(x)", "higher-order")
+
+
+def test_derivative_of_a_constant_is_just_a_constant():
+    got = gradient(uses_a_constant_derivative)(3.0)
+    assert math.isclose(got, numerical_gradient(uses_a_constant_derivative, (3.0,), 0),
+                        rel_tol=1e-6)
+
+
+def looping(x, n):
+    for _ in range(n):
+        x = x * 1.05
+    return x
+
+
+def test_error_on_a_new_path_is_not_chained_to_the_path_miss():
+    g = gradient(looping, max_eqns=500)
+    g(1.0, 10)
+    with pytest.raises(PathTooLong) as info:
+        g(1.0, 1000)
+    assert info.value.__context__ is None, "reported as raised while handling PathMiss"
+    assert_located(info, looping, "x * 1.05", "500")

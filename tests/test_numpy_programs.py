@@ -379,5 +379,5 @@ def test_fit_shape_only_where_broadcasting_happened():
     a, b = RNG.standard_normal((3, 4)), RNG.uniform(0.5, 1.5, (1, 4))
     src = gradient(same_shapes, (0, 1)).source(a, b)
     # b was broadcast over axis 0: its adjoint is summed back over that axis
-    assert re.search(r"np\.sum\([^)]*axis=0, keepdims=True\)", _code(src)), src
+    assert re.search(r"\.sum\(axis=0, keepdims=True\)", _code(src)), src
     check_gradient(same_shapes, a, b, wrt=(0, 1))

@@ -213,6 +213,9 @@ def _prod_rule(g, ans, x, axis=None, dtype=None, out=None, keepdims=False, **kw)
 
 
 sum_ = defvjp(n("sum"), _sum_rule)
+# ``x.sum(...)``: what adjoint code emits to sum broadcast axes (cheaper to call than np.sum)
+sum_method = defvjp(defprim("sum", lambda x, **kw: x.sum(**kw), ("method", "sum"), hint="sum"),
+                    _sum_rule)
 mean = defvjp(n("mean"), _mean_rule)
 var = defvjp(n("var"), _var_rule)
 std = defvjp(n("std"), _std_rule)
@@ -258,8 +261,8 @@ def _matmul_a(g, ans, a, b):
     if ndim(b) == 1:
         return expand_dims(g, -1) * b
     if ndim(a) == 1:  # b may be a stack of matrices: g is then a stack of vectors
-        return matmul(b, g) if ndim(b) == 2 else squeeze(matmul(b, expand_dims(g, -1)), -1)
-    return matmul(g, _mT(b))
+        return _mm(b, g) if ndim(b) == 2 else squeeze(_mm(b, expand_dims(g, -1)), -1)
+    return _mm(g, _mT(b))
 
 
 def _matmul_b(g, ans, a, b):
@@ -268,8 +271,8 @@ def _matmul_b(g, ans, a, b):
     if ndim(a) == 1:
         return outer(a, g) if ndim(g) == 1 else expand_dims(a, -1) * expand_dims(g, -2)
     if ndim(b) == 1:
-        return matmul(_mT(a), g) if ndim(a) == 2 else sum_(_mT(a) * expand_dims(g, -2), axis=-1)
-    return matmul(_mT(a), g)
+        return _mm(_mT(a), g) if ndim(a) == 2 else sum_(_mT(a) * expand_dims(g, -2), axis=-1)
+    return _mm(_mT(a), g)
 
 
 def _dot_a(g, ans, a, b):
@@ -288,6 +291,11 @@ def _dot_b(g, ans, a, b):
     raise NotImplementedError("np.dot of arrays with more than 2 dimensions has no rule; use matmul")
 
 
+def _mm(a, b):
+    """``a @ b`` in adjoint code."""
+    return matmul_op(a, b)
+
+
 matmul = defvjp(n("matmul"), _matmul_a, _matmul_b)
 matmul_op = defvjp(defprim("matmul", operator.matmul, ("binop", "@"), register=operator.matmul),
                    _matmul_a, _matmul_b)
@@ -297,8 +305,8 @@ inner = defvjp(n("inner"),
                lambda g, ans, a, b: tensordot_vjp(g, a, b, ([-1], [-1]), 0),
                lambda g, ans, a, b: tensordot_vjp(g, a, b, ([-1], [-1]), 1))
 defvjp(outer,
-       lambda g, ans, a, b: reshape(matmul(g, ravel(b)), shape(a)),
-       lambda g, ans, a, b: reshape(matmul(ravel(a), g), shape(b)))
+       lambda g, ans, a, b: reshape(_mm(g, ravel(b)), shape(a)),
+       lambda g, ans, a, b: reshape(_mm(ravel(a), g), shape(b)))
 tensordot = defvjp(n("tensordot"),
                    lambda g, ans, a, b, axes=2: tensordot_vjp(g, a, b, axes, 0),
                    lambda g, ans, a, b, axes=2: tensordot_vjp(g, a, b, axes, 1))
@@ -309,12 +317,12 @@ eye = defzero(n("eye"))
 trace = defvjp(n("trace"),
                lambda g, ans, x, offset=0: g * eye(shape(x)[0], shape(x)[1], offset))
 diag = defvjp(n("diag"), lambda g, ans, x, k=0: diag_vjp(g, shape(x), k))
-inv = defvjp(linalg("inv"), lambda g, ans, x: -matmul(_mT(ans), matmul(g, _mT(ans))))
+inv = defvjp(linalg("inv"), lambda g, ans, x: -_mm(_mT(ans), _mm(g, _mT(ans))))
 
 
 def _solve_a(g, ans, a, b):
     gb = solve(_mT(a), g)
-    return -outer(gb, ans) if ndim(ans) == 1 else -matmul(gb, _mT(ans))
+    return -outer(gb, ans) if ndim(ans) == 1 else -_mm(gb, _mT(ans))
 
 
 solve = defvjp(linalg("solve"), _solve_a, lambda g, ans, a, b: solve(_mT(a), g))

@@ -22,7 +22,6 @@ from .emit import emit, emit_dispatcher
 from .errors import BadWrt, NonScalarOutput, SourceUnavailable, UnsupportedSyntax
 from .lower import lower
 from .reverse import prune, reverse
-from .runtime import PathMiss
 from .source import get_source
 
 __all__ = ["gradient", "value_and_gradient", "derivative_source"]

@@ -12,7 +12,7 @@ import numpy as np
 __all__ = ["PathMiss", "sign", "log_or_zero", "signature", "signatures", "fit_shape",
            "expand_reduced", "minmax_vjp", "getitem_vjp", "index_tuple", "setitem", "pack",
            "flat_item", "concatenate", "stack", "block", "tensordot_vjp", "einsum_vjp", "cumsum_vjp",
-           "prod_vjp", "tile_vjp", "repeat_vjp", "diag_vjp", "as_grad"]
+           "prod_vjp", "tile_vjp", "repeat_vjp", "diag_vjp", "logabsdet", "slogdet_sign", "as_grad"]
 
 
 class PathMiss(Exception):
@@ -250,6 +250,16 @@ def diag_vjp(g, shape, k=0):
     cols = np.arange(n) + max(k, 0)
     out[rows, cols] = g
     return out
+
+
+def logabsdet(x):
+    """The second half of ``np.linalg.slogdet``: log |det x| (differentiable)."""
+    return np.linalg.slogdet(x)[1]
+
+
+def slogdet_sign(x):
+    """The first half of ``np.linalg.slogdet``: the sign of det x (piecewise constant)."""
+    return np.linalg.slogdet(x)[0]
 
 
 def as_grad(g, like):

@@ -44,7 +44,6 @@ def ndim(x):
 
 
 fit_shape = rt("fit_shape", "g")
-expand_reduced = rt("expand_reduced", "g")
 minmax_vjp = rt("minmax_vjp", "g")
 getitem_vjp = rt("getitem_vjp", "g")
 setitem = defvjp(rt("setitem", "upd"),
@@ -327,14 +326,8 @@ def _solve_a(g, ans, a, b):
 
 solve = defvjp(linalg("solve"), _solve_a, lambda g, ans, a, b: solve(_mT(a), g))
 det = defvjp(linalg("det"), lambda g, ans, x: g * ans * _mT(inv(x)))
-slogdet_logabs = defvjp(defprim("logabsdet", lambda x: np.linalg.slogdet(x)[1],
-                                ("call", "_rt", "logabsdet"), root=None, hint="logdet"),
-                        lambda g, ans, x: g * _mT(inv(x)))
-slogdet_sign = defzero(defprim("slogdet_sign", lambda x: np.linalg.slogdet(x)[0],
-                               ("call", "_rt", "slogdet_sign"), root=None, hint="sign"))
-runtime.logabsdet = lambda x: np.linalg.slogdet(x)[1]
-runtime.slogdet_sign = lambda x: np.linalg.slogdet(x)[0]
-slogdet_logabs.root = slogdet_sign.root = runtime
+slogdet_logabs = defvjp(rt("logabsdet", "logdet"), lambda g, ans, x: g * _mT(inv(x)))
+slogdet_sign = defzero(rt("slogdet_sign", "sign"))
 
 
 @deflowering(np.linalg.slogdet)

@@ -497,7 +497,9 @@ class Lowerer:
             self._decide(B.guard_types, (var,), runtime.signatures(obj), node)
             self.loads[key] = var
             return var
-        if isinstance(obj, types.FunctionType) and lookup(obj) is None and _is_user_code(obj):
+        if callable(obj) and not isinstance(obj, (type, types.ModuleType)):
+            # a function: the path depends on which one, so guard its identity
+            # (ACTIVATION = math.tanh rebound to math.sin must not reuse tanh's path)
             var = self.b.emit(B.load_global, (g, name), hint=name)
             self._decide(B.guard_is, (var,), obj, node)
         elif isinstance(obj, (bool, str, type(None))) or _plain_seq(obj):

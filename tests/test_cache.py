@@ -324,3 +324,19 @@ def test_global_list_changed_in_place_is_detected():
         assert g.cache_info().misses == 3
     finally:
         WEIGHTS[:] = [1.0, 2.0]
+
+
+ACTIVATION = math.tanh
+
+
+def activated(x):
+    return ACTIVATION(2.0 * x) + x
+
+
+def test_global_alias_of_a_library_function_is_guarded(monkeypatch):
+    g = gradient(activated)
+    g.cache_clear()
+    assert_fd(activated, (0.4,), g(0.4))
+    monkeypatch.setattr(THIS, "ACTIVATION", math.sin)
+    assert_fd(activated, (0.4,), g(0.4))  # sin's derivative, not tanh's
+    assert g.cache_info().misses == 2

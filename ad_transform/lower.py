@@ -779,6 +779,11 @@ class Lowerer:
             args = [N._to_array(a) if isinstance(a, (list, tuple)) and _contains_var(a) else a
                     for a in args]
         if prim is not None:
+            if isinstance(func, np.ufunc) and {"out", "where"} & kwargs.keys():
+                raise UnsupportedSyntax(
+                    f"{_describe(func)}(..., {'/'.join(sorted({'out', 'where'} & kwargs.keys()))}"
+                    "=...) on a traced value: write the result to a new name "
+                    "(or use np.where) instead", self.loc(node))
             if any(_contains_var(v) for v in kwargs.values()):
                 raise MissingRule(f"traced keyword argument to {_describe(func)}",
                                   self.loc(node))

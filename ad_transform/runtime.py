@@ -94,10 +94,10 @@ def _basic(idx) -> bool:
     return all(i is None or i is Ellipsis or isinstance(i, (int, np.integer, slice)) for i in items)
 
 
-def getitem_vjp(g, x, idx):
-    """Adjoint of ``x[idx]``: ``g`` scattered into zeros (added where indices repeat)."""
-    out = np.zeros(np.shape(x), dtype=np.result_type(g, np.float64) if np.ndim(g) else
-                   np.result_type(x, np.float64))
+def getitem_vjp(g, shape, dtype, idx):
+    """Adjoint of ``x[idx]`` for ``x`` of ``shape``: ``g`` scattered into zeros of
+    ``dtype`` (added where indices repeat)."""
+    out = np.zeros(shape, dtype=dtype)
     if _basic(idx):
         out[idx] = g
     else:

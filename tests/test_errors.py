@@ -8,6 +8,7 @@ import inspect
 import math
 import statistics
 
+import numpy as np
 import pytest
 
 import ad_transform
@@ -668,3 +669,23 @@ def test_error_on_a_new_path_is_not_chained_to_the_path_miss():
         g(1.0, 1000)
     assert info.value.__context__ is None, "reported as raised while handling PathMiss"
     assert_located(info, looping, "x * 1.05", "500")
+
+
+def ufunc_out(x):
+    y = np.zeros(3)
+    np.sin(x, out=y)
+    return np.sum(y)
+
+
+def ufunc_where(x):
+    return np.sum(np.sin(x, where=x > 0))
+
+
+def test_ufunc_out_and_where_are_refused_not_ignored():
+    x = np.array([0.5, -1.0, 2.0])
+    with pytest.raises(UnsupportedSyntax) as info:
+        gradient(ufunc_out)(x)
+    assert_located(info, ufunc_out, "np.sin(x, out=y)", "out=")
+    with pytest.raises(UnsupportedSyntax) as info:
+        gradient(ufunc_where)(x)
+    assert_located(info, ufunc_where, "np.sin(x, where=x > 0)", "where=")

@@ -63,7 +63,15 @@ diag_vjp = rt("diag_vjp", "g")
 as_grad = rt("as_grad", "grad")
 log_or_zero = rt("log_or_zero", "log")
 
-defvjp(getitem, lambda g, ans, x, idx: getitem_vjp(g, x, idx))
+def _scatter(g, x, idx):
+    """``g`` scattered into zeros shaped like ``x`` (its shape and dtype are known now,
+    so the adjoint does not keep ``x`` itself alive)."""
+    gv, xv = value_of(g), value_of(x)
+    dtype = np.result_type(gv, np.float64) if np.ndim(gv) else np.result_type(xv, np.float64)
+    return getitem_vjp(g, shape(x), np.dtype(dtype).name, idx)
+
+
+defvjp(getitem, lambda g, ans, x, idx: _scatter(g, x, idx))
 
 # -- elementwise ----------------------------------------------------------------------
 _LN2, _LN10 = math.log(2.0), math.log(10.0)
@@ -369,9 +377,9 @@ take = n("take")
 
 def _take_rule(g, ans, x, indices, axis=None, **kw):
     if axis is None:
-        return reshape(getitem_vjp(g, ravel(x), indices), shape(x))
+        return reshape(_scatter(g, ravel(x), indices), shape(x))
     idx = (slice(None),) * (axis % ndim(x)) + (indices,)
-    return getitem_vjp(g, x, index_tuple(*idx))
+    return _scatter(g, x, index_tuple(*idx))
 
 
 defvjp(take, _take_rule)  # without a rule, np.take would silently pass no derivative on

@@ -15,7 +15,7 @@ import threading
 import weakref
 from collections import OrderedDict, namedtuple
 
-from .runtime import PathMiss
+from .runtime import PathMiss, same
 
 __all__ = ["CacheInfo", "PathCache", "Entry", "cache_for"]
 
@@ -93,7 +93,7 @@ class PathCache:
                 prefix = entry.decisions[:miss.index] + (miss.observed,)
                 n = len(prefix)
                 candidate = next((e for e in reversed(self.entries.values())
-                                  if e.decisions[:n] == prefix), None)
+                                  if same(e.decisions[:n], prefix)), None)
                 if candidate is None:
                     break
                 try:
@@ -107,7 +107,7 @@ class PathCache:
                 return result
             self.misses += 1
             entry, result = build(args)
-            for old in [e for e in self.entries if e.decisions == entry.decisions]:
+            for old in [e for e in self.entries if same(e.decisions, entry.decisions)]:
                 del self.entries[old]  # the same path built twice (a race): keep the new one
             self.entries[entry] = entry
             while len(self.entries) > self.maxsize:

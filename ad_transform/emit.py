@@ -138,9 +138,23 @@ class _Emitter:
             if expect:
                 test = gast.UnaryOp(op=gast.Not(), operand=test)
             observed = _const(not expect)
-        elif kind == "eq":
-            test = gast.Compare(left=self.atom(e.ins[0]), ops=[gast.NotEq()],
-                                comparators=[self.const(expect)])
+        elif kind == "eq":  # what runtime.same checks: types too (1, 1.0 and True differ)
+            if type(expect) in (int, str, bytes) or (
+                    type(expect) is float and expect == expect and expect != 0.0):
+                type_ = _load(self.bind(builtins.type, "type"))
+                test = gast.BoolOp(op=gast.Or(), values=[
+                    gast.Compare(left=gast.Call(func=type_, args=[self.atom(e.ins[0])],
+                                                keywords=[]),
+                                 ops=[gast.IsNot()], comparators=[self.const(type(expect))]),
+                    gast.Compare(left=self.atom(e.ins[0]), ops=[gast.NotEq()],
+                                 comparators=[self.const(expect)])])
+            elif type(expect) in (bool, type(None)):
+                test = gast.Compare(left=self.atom(e.ins[0]), ops=[gast.IsNot()],
+                                    comparators=[self.const(expect)])
+            else:
+                test = gast.UnaryOp(op=gast.Not(), operand=gast.Call(
+                    func=self.ref("_rt", runtime, ("same",)),
+                    args=[self.atom(e.ins[0]), self.const(expect)], keywords=[]))
             observed = self.atom(e.ins[0])
         elif kind == "is":
             test = gast.Compare(left=self.atom(e.ins[0]), ops=[gast.IsNot()],
@@ -233,7 +247,9 @@ class _Emitter:
         made = set()
         for e in self.prog.eqns:
             shared.update(id(x.value) for x in e.ins if isinstance(x, Const))
-            if e.out is not None and e.prim.form[0] in ("binop", "unary", "call"):
+            if e.prim.layout_view:  # a copy now, a view of its operand on other inputs
+                shared.update(id(values[x]) for x in e.ins[:1] if isinstance(x, Var))
+            elif e.out is not None and e.prim.form[0] in ("binop", "unary", "call"):
                 made.add(e.out)  # not a read of a global, a cell or an opaque call's result
 
         def owned(x):

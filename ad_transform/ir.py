@@ -90,6 +90,9 @@ class Primitive:
     variadic_vjp: Callable | None = None
     zero: bool = False  # piecewise constant: no derivative flows through it
     elementwise: bool = False  # output[i] depends on input[i] only (NumPy broadcasting aside)
+    # returns a view of input 0 or a copy depending on its memory layout (np.ravel,
+    # np.reshape), which guards do not check: a copy while lowering may be a view later
+    layout_view: bool = False
 
     def __repr__(self) -> str:
         return self.name

@@ -26,7 +26,6 @@ object, which is a constant.
 from __future__ import annotations
 
 import builtins
-import copy
 import inspect
 import operator
 import sys
@@ -62,6 +61,7 @@ COMPARE = {
     gast.NotIn: lambda a, b: a not in b,
 }
 _DATA_TYPES = (int, float, complex)  # read at run time when they come from globals or cells
+_IMMUTABLE = (int, float, complex, bool, str, bytes, type(None), np.generic)
 
 
 class _Return(Exception):
@@ -87,7 +87,9 @@ class Closure:
 
 
 class _Generated(list):
-    """The items of a generator expression (evaluated eagerly); ``next()`` consumes them."""
+    """The items of a one-shot iterator: a generator expression, ``map``, ``filter``,
+    ``zip``, ``enumerate``, ``reversed`` (evaluated eagerly); iterating it or ``next()``
+    consumes them, as in Python."""
 
 
 class VarMethod:
@@ -145,10 +147,24 @@ def _contains_var(x) -> bool:
     return False
 
 
-def _plain_seq(x) -> bool:
-    """A (nested) tuple or list of plain numbers and strings, compared by value in a guard."""
-    return type(x) in (tuple, list) and all(
-        type(i) in (int, float, bool, str, type(None)) or _plain_seq(i) for i in x)
+def _sees_write(arr, idx, view) -> bool:
+    """Would ``view`` (sharing memory with ``arr``) change under ``arr[idx] = ...``?
+
+    Found by writing 0, then 1, into ``arr`` (restored after): every element written
+    differs from its old value in one of the two.  An index computed at run time (an
+    index array) may write elsewhere next time: any shared memory counts then.
+    """
+    if _contains_var(idx) or not arr.flags.writeable:
+        return True
+    saved, before = arr.copy(), view.tobytes()
+    try:
+        for fill in (0, 1):
+            arr[idx] = fill
+            if view.tobytes() != before:
+                return True
+        return False
+    finally:
+        arr[...] = saved
 
 
 def _is_user_code(fn) -> bool:
@@ -158,6 +174,20 @@ def _is_user_code(fn) -> bool:
     if module in sys.stdlib_module_names or module in ("numpy", "scipy", "ad_transform"):
         return False
     return "site-packages" not in filename and "dist-packages" not in filename
+
+
+def _user_attribute(obj, name) -> bool:
+    """``obj.name`` is the user's own mutable state: an attribute of one of their modules
+    or classes, or an instance attribute of any object (not ``math.pi``, ``np.float64``)."""
+    if isinstance(obj, types.ModuleType):
+        root = obj.__name__.split(".")[0]
+        return (root not in sys.stdlib_module_names and root not in ("numpy", "scipy", "ad_transform")
+                and not any(d in (getattr(obj, "__file__", "") or "")
+                            for d in ("site-packages", "dist-packages")))
+    if isinstance(obj, type):
+        return name in vars(obj) and _is_user_code(obj)
+    attrs = getattr(obj, "__dict__", None)
+    return isinstance(attrs, dict) and name in attrs
 
 
 def _describe(fn) -> str:
@@ -180,6 +210,7 @@ class Lowerer:
         self._locs: dict = {}
         self.inputs: set = set()
         self.return_loc = None
+        self.frames: list = []  # the scope of each function being run, outermost first
 
     # -- entry point -----------------------------------------------------------
     def lower(self, args) -> Program:
@@ -253,6 +284,7 @@ class Lowerer:
     def _run(self, src, scope):
         saved = self.src, self.scope
         self.src, self.scope = src, scope
+        self.frames.append(scope)
         try:
             node = src.node
             if isinstance(node, gast.Lambda):
@@ -264,6 +296,7 @@ class Lowerer:
             self.return_loc = self.loc(node)
             return None
         finally:
+            self.frames.pop()
             self.src, self.scope = saved
 
     # -- decisions -------------------------------------------------------------
@@ -289,7 +322,8 @@ class Lowerer:
             value = self.b.value(x)
             if hasattr(value, "shape") and getattr(value, "ndim", 0) > 0:
                 return x  # an index array stays traced
-            self._decide(B.guard_eq, (x,), value, node)
+            # against a snapshot: a list or dict may change in place before the next call
+            self._decide(B.guard_eq, (x,), runtime.snapshot(value), node)
             return value
         if isinstance(x, tuple):
             return tuple(self.concrete(i, node) for i in x)
@@ -377,8 +411,7 @@ class Lowerer:
             self.b.loc = self.loc(s)
 
     def s_For(self, s):
-        items = self.iterate(self.eval(s.iter), s.iter)
-        for item in items:
+        for item in self._live(self.eval(s.iter), s.iter):
             self.b.loc = self.loc(s)
             self.assign(s.target, item)
             try:
@@ -439,8 +472,14 @@ class Lowerer:
             raise UnsupportedSyntax("writing into an input array (the caller's array would "
                                     "change); copy it first, e.g. y = x.copy()", self.loc(target))
         holder = target.value
-        others = [k for k, v in self.scope.locals.items() if v is obj
-                  and not (isinstance(holder, gast.Name) and k == holder.id)]
+        if not isinstance(holder, gast.Name):
+            others = []
+        elif self._outside_memory(obj):
+            raise UnsupportedSyntax("writing into a view of an input array or into an array "
+                                    "read from a global or closure (the caller's array would "
+                                    "change); copy it first, e.g. y = x.copy()", self.loc(target))
+        else:
+            others = self._sharers(obj, self.concrete(idx, target), (self.scope, holder.id))
         if others or not isinstance(holder, gast.Name):
             raise UnsupportedSyntax(
                 "item assignment to an array that is also bound to "
@@ -450,6 +489,49 @@ class Lowerer:
         idx = self.index_atom(self.concrete(idx, target), target)
         new = self.b.apply(N.setitem, (obj, idx, value), None, hint=holder.id)
         self.scope.locals[holder.id] = new
+
+    def _outside_memory(self, obj) -> bool:
+        """``obj`` is (a view of) an input array or an array read from a global or a cell."""
+        arr = self.b.value(obj)
+        outside = [self.b.value(v) for v in self.inputs]
+        outside += [self.b.value(v) for v in self.loads.values() if isinstance(v, Var)]
+        return type(arr) is np.ndarray and any(
+            isinstance(o, np.ndarray) and np.shares_memory(arr, o) for o in outside)
+
+    def _sharers(self, obj, idx, skip) -> list:
+        """Names of live bindings that would see ``obj[idx] = ...`` in NumPy but not in the
+        functional update: ``obj`` itself under another name (in this frame, a caller's
+        frame or a list), and views into the elements written (``row = A[1]`` for
+        ``A[1, 2] = v``; ``A`` for ``row[2] = v``).  ``skip`` is ``(scope, name)``, the
+        binding that is rebound to the update."""
+        arr = self.b.value(obj)
+        scopes, seen = [], set()
+        for s in [self.scope, *self.frames]:
+            while s is not None and id(s) not in seen:
+                seen.add(id(s))
+                scopes.append(s)
+                s = s.parent
+        found, visited = [], set()
+
+        def visit(name, v):
+            if isinstance(v, (list, tuple, dict)):
+                if id(v) not in visited:
+                    visited.add(id(v))
+                    for item in (v.values() if isinstance(v, dict) else v):
+                        visit(name, item)
+            elif v is obj:
+                found.append(name)
+            else:
+                val = self.b.value(v) if isinstance(v, Var) else v
+                if type(val) is np.ndarray and type(arr) is np.ndarray and \
+                        np.shares_memory(val, arr) and _sees_write(arr, idx, val):
+                    found.append(name)
+
+        for s in scopes:
+            for k, v in s.locals.items():
+                if s is not skip[0] or k != skip[1]:
+                    visit(k, v)
+        return list(dict.fromkeys(found))
 
     # -- expressions -----------------------------------------------------------
     def eval(self, node, hint=None):
@@ -472,6 +554,9 @@ class Lowerer:
         while p is not None:
             if name in p.locals:
                 return p.locals[name]
+            if name in p.local_names:  # the enclosing function's, not yet assigned
+                raise NameError(f"cannot access free variable '{name}' where it is not "
+                                f"associated with a value (at {self.loc(node)})")
             p = p.parent
         if name in scope.cells:
             return self._from_cell(scope.cells[name], name, node)
@@ -497,27 +582,36 @@ class Lowerer:
             self._decide(B.guard_types, (var,), runtime.signatures(obj), node)
             self.loads[key] = var
             return var
-        if callable(obj) and not isinstance(obj, (type, types.ModuleType)):
-            # a function: the path depends on which one, so guard its identity
-            # (ACTIVATION = math.tanh rebound to math.sin must not reuse tanh's path)
-            var = self.b.emit(B.load_global, (g, name), hint=name)
-            self._decide(B.guard_is, (var,), obj, node)
-        elif isinstance(obj, (bool, str, type(None))) or _plain_seq(obj):
-            # flags and constant sequences are baked into the path, so guard their values
-            # (against a snapshot: a list may change in place)
-            var = self.b.emit(B.load_global, (g, name), hint=name)
-            self._decide(B.guard_eq, (var,), copy.deepcopy(obj), node)
+        self._guard_constant(obj, lambda: self.b.emit(B.load_global, (g, name), hint=name), node)
         self.loads[key] = obj
         return obj
+
+    def _guard_constant(self, obj, load, node):
+        """Guard a global or a closure cell that is not data: its value is baked into the
+        path.  ``load()`` emits the read of it at run time."""
+        if isinstance(obj, (type, types.ModuleType)):
+            return  # resolved once (see docs/python-subset.md)
+        if isinstance(obj, (bool, str, bytes, type(None), list, tuple, dict, set, frozenset)):
+            # flags and containers are baked into the path, so guard their values, against
+            # a snapshot (a list may change in place); functions and arrays in them by
+            # identity (runtime.same)
+            self._decide(B.guard_eq, (load(),), runtime.snapshot(obj), node)
+        else:
+            # a function or another object: the path depends on which one, so guard its
+            # identity (ACTIVATION = math.tanh rebound to math.sin must not reuse tanh's path)
+            self._decide(B.guard_is, (load(),), obj, node)
 
     def _from_cell(self, cell, name, node):
         key = id(cell)
         if key in self.loads:
             return self.loads[key]
         obj = cell.cell_contents
+        self.b.loc = self.loc(node)
         if self._is_data(obj):
-            self.b.loc = self.loc(node)
             obj = self.b.emit(B.load_cell, (cell,), hint=name)
+            self._decide(B.guard_types, (obj,), runtime.signatures(self.b.value(obj)), node)
+        else:
+            self._guard_constant(obj, lambda: self.b.emit(B.load_cell, (cell,), hint=name), node)
         self.loads[key] = obj
         return obj
 
@@ -666,7 +760,29 @@ class Lowerer:
             return self.var_attr(obj, node.attr, node, hint)
         if isinstance(obj, Closure):
             raise UnsupportedSyntax("attribute of a local function", self.loc(node))
-        return getattr(obj, node.attr)
+        value = getattr(obj, node.attr)
+        if _user_attribute(obj, node.attr):
+            return self._from_attribute(obj, node.attr, value, node)
+        return value
+
+    def _from_attribute(self, obj, name, value, node):
+        """``config.RATE``, ``settings.flag``: an attribute of the user's own module, class
+        or object, which may change between calls like a global.  Read at run time when it
+        is data, guarded like a global otherwise."""
+        key = (id(obj), name, "attr")
+        if key in self.loads:
+            return self.loads[key]
+        self.b.loc = self.loc(node)
+
+        def load():
+            return self.b.emit(B.getattr_(name), (obj,), hint=name)
+        if self._is_data(value):
+            value = load()
+            self._decide(B.guard_types, (value,), runtime.signatures(self.b.value(value)), node)
+        else:
+            self._guard_constant(value, load, node)
+        self.loads[key] = value
+        return value
 
     def var_attr(self, var, name, node, hint=None):
         value = self.b.value(var)
@@ -714,14 +830,38 @@ class Lowerer:
             return self.b.apply(N.index_tuple, idx, None, "idx")
         return idx
 
+    def _live(self, x, node):
+        """Iterate as Python's ``for`` does: a list changed inside the loop is seen
+        (``queue.append(v)`` in the body adds an iteration), and items a ``break`` leaves
+        in a one-shot iterator (``zip``, a generator expression) stay there."""
+        if isinstance(x, _Generated):
+            while x:
+                yield x.pop(0)
+        elif type(x) is list:
+            i = 0
+            while i < len(x):
+                i += 1
+                yield x[i - 1]
+        else:
+            yield from self.iterate(x, node)
+
     def iterate(self, x, node) -> list:
-        """The items of an iterable, as a list of interpreter values."""
+        """The items of an iterable, as a list of interpreter values.  A one-shot
+        iterator (``map``, ``zip``, a generator expression...) is used up, as in Python."""
+        if isinstance(x, _Generated):
+            items = list(x)
+            x.clear()
+            return items
         if isinstance(x, Var):
             value = self.b.value(x)
             if hasattr(value, "shape"):
                 n = len(value)  # shapes are part of the path
             else:
                 self.b.loc = self.loc(node)
+                if not isinstance(value, (list, tuple, str, bytes, range)):
+                    # a dict, set, dict view, ...: iterating it is not x[0], x[1], ...
+                    # (a dict yields its keys), so take its items as a list first
+                    x = self.b.emit(B.call_opaque, (builtins.list, x), hint="items")
                 n = self.concrete(self.b.apply(B.length, (x,)), node)
             return [self.getitem(x, i, node) for i in range(n)]
         if isinstance(x, dict):
@@ -832,8 +972,18 @@ class Lowerer:
             raise MissingRule(f"traced keyword argument to {_describe(func)}", self.loc(node))
         self.b.loc = self.loc(node)
         name = getattr(func, "__name__", "call")
-        return self.b.emit(B.call_opaque, (func, *args), kwargs,
-                           hint=hint or (name if name.isidentifier() else "call"))
+        return self._opaque(B.call_opaque, (func, *args), kwargs,
+                            hint or (name if name.isidentifier() else "call"))
+
+    def _opaque(self, prim, ins, kwargs, hint):
+        """Emit a call the lowering cannot see into.  It may change a container it is
+        given (``lst.append(1.0)``, ``helper(d)``), so earlier reads of traced containers
+        (``len(lst)``, ``lst[0]``) are not reused for later ones."""
+        out = self.b.emit(prim, ins, kwargs, hint=hint)
+        if any(isinstance(x, Var) and not isinstance(self.b.value(x), _IMMUTABLE)
+               for x in list(ins) + list(kwargs.values())):
+            self.b.seen.clear()
+        return out
 
     def call_method(self, m, args, kwargs, node, hint):
         value = self.b.value(m.var)
@@ -848,7 +998,7 @@ class Lowerer:
             raise MissingRule(f"no derivative rule for method .{m.name}() of "
                               f"{type(value).__name__}", self.loc(node))
         self.b.loc = self.loc(node)
-        return self.b.emit(B.method(m.name), (m.var, *args), kwargs, hint=hint or m.name)
+        return self._opaque(B.method(m.name), (m.var, *args), kwargs, hint or m.name)
 
     def call_closure(self, c, args, kwargs, node):
         node_ = c.node
@@ -931,15 +1081,15 @@ def _i_range(lw, args, kwargs, node, hint):
 
 def _i_enumerate(lw, args, kwargs, node, hint):
     start = lw.concrete(args[1] if len(args) > 1 else kwargs.get("start", 0), node)
-    return list(enumerate(lw.iterate(args[0], node), start))
+    return _Generated(enumerate(lw.iterate(args[0], node), start))
 
 
 def _i_zip(lw, args, kwargs, node, hint):
-    return list(zip(*(lw.iterate(a, node) for a in args)))
+    return _Generated(zip(*(lw.iterate(a, node) for a in args)))
 
 
 def _i_reversed(lw, args, kwargs, node, hint):
-    return list(reversed(lw.iterate(args[0], node)))
+    return _Generated(reversed(lw.iterate(args[0], node)))
 
 
 def _i_list(lw, args, kwargs, node, hint):
@@ -996,18 +1146,19 @@ def _i_type(lw, args, kwargs, node, hint):
 
 def _i_map(lw, args, kwargs, node, hint):
     fn, *seqs = args
-    return [lw.call(fn, list(items), {}, node) for items in zip(*(lw.iterate(s, node) for s in seqs))]
+    return _Generated(lw.call(fn, list(items), {}, node)
+                      for items in zip(*(lw.iterate(s, node) for s in seqs)))
 
 
 def _i_filter(lw, args, kwargs, node, hint):
     fn, seq = args
-    return [x for x in lw.iterate(seq, node)
-            if lw.truth(x if fn is None else lw.call(fn, [x], {}, node), node)]
+    return _Generated(x for x in lw.iterate(seq, node)
+                      if lw.truth(x if fn is None else lw.call(fn, [x], {}, node), node))
 
 
 def _i_any_all(is_any):
     def intrinsic(lw, args, kwargs, node, hint):
-        for x in lw.iterate(args[0], node):
+        for x in lw._live(args[0], node):  # stops where Python stops consuming
             if lw.truth(x, node) == is_any:
                 return is_any
         return not is_any

@@ -83,8 +83,10 @@ def reverse(prog: Program, wrt: tuple, single: bool, with_value: bool) -> Progra
             elif isinstance(b.value(x), (int, float)) and type(b.value(g)) is not float:
                 g = b.apply(B.to_float, (g,), hint="d_" + x.name)  # a float for a float or int
             elif isinstance(b.value(x), np.ndarray):
-                g = _owned_grad(b, g, x, prog)
+                g = _owned_grad(b, g, x, prog, [b.value(t) for t in grads])
             grads.append(g)
+        if with_value and isinstance(_raw(out), np.ndarray):  # a constant of the code:
+            out = b.emit(N.copy, (_raw(out),), hint="value")  # each call gets its own
     ret = grads[0] if single else tuple(grads)
     result = Program(prog.name, prog.inputs, b.eqns, ((out, ret),) if with_value else (ret,),
                      prog.decisions, b.values)
@@ -93,8 +95,8 @@ def reverse(prog: Program, wrt: tuple, single: bool, with_value: bool) -> Progra
 
 
 def _seed(value):
-    if np.ndim(value):
-        return Const(np.ones(np.shape(value)))
+    if np.ndim(value):  # a plain array: rules compute with it (``g * 2.0``) like with 1.0
+        return np.ones(np.shape(value))
     return 1.0
 
 
@@ -161,20 +163,23 @@ def _axis(axes):
     return axes[0] if len(axes) == 1 else axes
 
 
-def _owned_grad(b: Builder, g, x: Var, prog: Program):
+def _owned_grad(b: Builder, g, x: Var, prog: Program, taken=()):
     """An array gradient the caller may keep and mutate, with its argument's dtype.
 
     Copies only where the adjoint could share memory with something else (an
-    input, a constant, a view) or has another dtype.
+    input, a constant, a view, a gradient returned before it: ``taken``) or has
+    another dtype.
     """
     gv, xv = b.value(g), b.value(x)
     fresh = (isinstance(g, Var) and g not in prog.inputs and isinstance(gv, np.ndarray)
              and gv.base is None and gv.flags.writeable and gv.shape == xv.shape
-             and not any(v is gv for v in _outside_arrays(prog)))
+             and not any(e.out is g and e.prim.layout_view for e in b.eqns)  # a view later?
+             and not any(v is gv for v in _outside_arrays(prog))
+             and not any(t is gv for t in taken))
     want = xv.dtype if xv.dtype.kind == "f" else np.dtype(np.float64)
     if fresh and gv.dtype == want:
         return g
-    return b.apply(N.as_grad, (g, x), hint="d_" + x.name)
+    return b.emit(N.as_grad, (g, x), hint="d_" + x.name)  # emit: a new array every time
 
 
 def _outside_arrays(prog: Program):
@@ -203,16 +208,25 @@ def _accumulate(b: Builder, adj: dict, x: Var, contrib, mark: int) -> None:
 
 
 def _may_raise(e, values) -> bool:
-    """A primal call or ``/ // % **`` on Python numbers: it can raise (``log(-1)``, ``1/0``).
+    """A primal call or ``/ // % **`` on Python numbers, or an item read from a list or
+    dict: it can raise (``log(-1)``, ``1/0``, ``lst[5]``).
 
     Such an equation stays even when its result is unused, so the derivative raises
     where the function raises, whichever path the cache compiled first.  (NumPy
     operations warn instead of raising, so they are pruned as usual.)
     """
+    if e.phase == "primal" and e.prim is B.getitem and not isinstance(
+            values.get(e.ins[0]), np.ndarray):
+        return True  # lst[5], d["key"]: IndexError, KeyError
     if e.phase != "primal" or e.out is None or type(values.get(e.out)) not in (int, float):
         return False
     form = e.prim.form
     return form[0] == "call" or (form[0] == "binop" and form[1] in ("/", "//", "%", "**"))
+
+
+def _opaque_method(prim) -> bool:
+    """``obj.name(...)`` run without a rule (``lst.append(1.0)``): it may change ``obj``."""
+    return prim.form[0] == "method" and B._METHODS.get(prim.form[1]) is prim
 
 
 def prune(prog: Program) -> Program:
@@ -231,7 +245,7 @@ def prune(prog: Program) -> Program:
     kept = []
     for e in reversed(prog.eqns):
         keep = (e.out is None or e.out in live or e.prim is B.call_opaque
-                or _may_raise(e, prog.values))
+                or _opaque_method(e.prim) or _may_raise(e, prog.values))
         if keep:
             kept.append(e)
             for x in e.ins:

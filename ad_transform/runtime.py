@@ -9,8 +9,9 @@ import math
 
 import numpy as np
 
-__all__ = ["PathMiss", "sign", "log_or_zero", "signature", "signatures", "fit_shape",
-           "expand_reduced", "minmax_vjp", "getitem_vjp", "index_tuple", "setitem", "pack",
+__all__ = ["PathMiss", "sign", "log_or_zero", "same", "snapshot", "signature", "signatures", "fit_shape",
+           "expand_reduced", "minmax_vjp", "getitem_vjp", "index_tuple", "setitem",
+           "setitem_vjp", "written", "pack",
            "flat_item", "concatenate", "stack", "block", "tensordot_vjp", "einsum_vjp", "cumsum_vjp",
            "prod_vjp", "tile_vjp", "repeat_vjp", "diag_vjp", "logabsdet", "slogdet_sign", "as_grad"]
 
@@ -43,6 +44,47 @@ def log_or_zero(x):
     if x > 0:
         return math.log(x)
     return 0.0 if x == 0 else math.nan
+
+
+_SCALARS = (int, float, complex, bool, str, bytes, type(None), set, frozenset, np.generic)
+
+
+def same(v, expect) -> bool:
+    """``v`` is ``expect`` as far as a path baked into code can tell: equal, of the same
+    types all the way down (``1`` is not ``1.0`` nor ``True``: ``f"{v}"`` differs), ``-0.0``
+    is not ``0.0`` and ``nan`` is ``nan``; functions, arrays and other objects inside are
+    the same objects.  What an equality guard checks (``expect`` from :func:`snapshot`)."""
+    t = type(v)
+    if t is not type(expect):
+        return False
+    if t is float:
+        if v != v:
+            return expect != expect
+        return v == expect and (v != 0.0 or math.copysign(1.0, v) == math.copysign(1.0, expect))
+    if t is list or t is tuple:
+        return len(v) == len(expect) and all(same(a, b) for a, b in zip(v, expect))
+    if t is dict:
+        return same(list(v), list(expect)) and all(same(v[k], expect[k]) for k in v)
+    if isinstance(v, _SCALARS):
+        return bool(v == expect)
+    if t is np.ndarray:  # its values are baked into the path: changed in place, it differs
+        return v.shape == expect.shape and v.dtype == expect.dtype and np.array_equal(
+            v, expect, equal_nan=v.dtype.kind in "fc")
+    return v is expect
+
+
+def snapshot(v):
+    """A copy of the lists, tuples, dicts, sets and arrays in ``v``, sharing everything else."""
+    t = type(v)
+    if t is list or t is tuple:
+        return t(snapshot(i) for i in v)
+    if t is dict:
+        return {k: snapshot(i) for k, i in v.items()}
+    if t is set:
+        return set(v)
+    if t is np.ndarray:
+        return v.copy()
+    return v
 
 
 def signature(v):
@@ -111,10 +153,27 @@ def index_tuple(*parts):
 
 
 def setitem(x, idx, v):
-    """``x[idx] = v`` without touching ``x``: a functional update."""
-    out = np.array(x, dtype=np.result_type(x, v))
+    """``x[idx] = v`` without touching ``x``: a functional update (``x``'s dtype, as NumPy:
+    a float written into an int array is truncated)."""
+    out = np.array(x)
     out[idx] = v
     return out
+
+
+def written(shape, idx):
+    """For ``x[idx] = v`` with ``x`` of ``shape``: a boolean array shaped like ``x[idx]``,
+    true where the write landed.  Where an index repeats NumPy keeps one of the values
+    written there (the last); the others are overwritten and get no derivative."""
+    probe = np.full(shape, -1, dtype=np.intp)
+    ids = np.arange(probe[idx].size, dtype=np.intp).reshape(probe[idx].shape)
+    probe[idx] = ids
+    return probe[idx] == ids
+
+
+def setitem_vjp(g, idx):
+    """Adjoint of ``x[idx] = v`` for ``v``: ``g[idx]``, zero where a repeated index's
+    write was overwritten by a later one."""
+    return np.where(written(np.shape(g), idx), g[idx], 0.0)
 
 
 def pack(*items, shape):

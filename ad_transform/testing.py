@@ -24,7 +24,8 @@ def numerical_gradient(f, args, i, eps=1e-6):
 
     def at(value):
         args[i] = value
-        return float(f(*args))
+        value = f(*args)  # gradient accepts one-element arrays too: (1,), (1, 1)
+        return float(value.reshape(()) if getattr(value, "size", 0) == 1 else value)
 
     if _is_array(x):
         import numpy as np

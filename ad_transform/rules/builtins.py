@@ -129,7 +129,7 @@ def method(name):
 # -- guards: check at run time that the inputs take the recorded path -------------
 guard_truth = defprim("guard_truth", lambda v, expect, index: bool(v) == expect,
                       ("guard", "truth"))
-guard_eq = defprim("guard_eq", lambda v, expect, index: type(v) is type(expect) and v == expect,
+guard_eq = defprim("guard_eq", lambda v, expect, index: runtime.same(v, expect),
                    ("guard", "eq"))
 guard_is = defprim("guard_is", lambda v, expect, index: v is expect, ("guard", "is"))
 guard_types = defprim("guard_types",

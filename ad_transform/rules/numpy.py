@@ -46,10 +46,29 @@ def ndim(x):
 fit_shape = rt("fit_shape", "g")
 minmax_vjp = rt("minmax_vjp", "g")
 getitem_vjp = rt("getitem_vjp", "g")
+setitem_vjp = rt("setitem_vjp", "g")
+
+
+def _keeps_derivative(src, dst) -> bool:
+    """A value converted to ``dst``'s dtype keeps its derivative, unless the conversion
+    truncates floats to integers or makes booleans (piecewise constant)."""
+    sk, dk = np.result_type(value_of(src)).kind, np.result_type(value_of(dst)).kind
+    return dk in "fc" or (dk in "iu" and sk in "iu")
+
+
+def _setitem_value(g, ans, x, idx, v):
+    if not _keeps_derivative(v, ans):
+        return None
+    iv = value_of(idx)
+    if not isinstance(idx, Var) and (runtime._basic(iv) or runtime.written(shape(ans), iv).all()):
+        return getitem(g, idx)  # every value written lands: no index repeats
+    return setitem_vjp(g, idx)
+
+
 setitem = defvjp(rt("setitem", "upd"),
                  lambda g, ans, x, idx, v: setitem(g, idx, 0.0),
                  None,
-                 lambda g, ans, x, idx, v: getitem(g, idx))
+                 _setitem_value)
 index_tuple = rt("index_tuple", "idx")  # no derivative: indices are piecewise constant
 flat_item = rt("flat_item", "g")
 block = rt("block", "g")
@@ -251,6 +270,7 @@ swapaxes = n("swapaxes")
 reshape = n("reshape")
 expand_dims = n("expand_dims")
 ravel = n("ravel")
+reshape.layout_view = ravel.layout_view = True
 
 
 T = defprim("T", lambda x: x.T, ("getattr", "T"), hint="T")
@@ -333,8 +353,15 @@ def _solve_a(g, ans, a, b):
 
 
 solve = defvjp(linalg("solve"), _solve_a, lambda g, ans, a, b: solve(_mT(a), g))
-det = defvjp(linalg("det"), lambda g, ans, x: g * ans * _mT(inv(x)))
-slogdet_logabs = defvjp(rt("logabsdet", "logdet"), lambda g, ans, x: g * _mT(inv(x)))
+
+
+def _per_matrix(g, x):
+    """An adjoint with one entry per matrix of the stack ``x``, against the matrices."""
+    return g if ndim(x) == 2 else expand_dims(g, (-2, -1))
+
+
+det = defvjp(linalg("det"), lambda g, ans, x: _per_matrix(g * ans, x) * _mT(inv(x)))
+slogdet_logabs = defvjp(rt("logabsdet", "logdet"), lambda g, ans, x: _per_matrix(g, x) * _mT(inv(x)))
 slogdet_sign = defzero(rt("slogdet_sign", "sign"))
 
 
@@ -359,7 +386,7 @@ flip = defvjp(n("flip"), lambda g, ans, x, axis=None: flip(g, axis))
 roll = defvjp(n("roll"), lambda g, ans, x, shift, axis=None:
               roll(g, -shift if np.ndim(shift) == 0 else tuple(-s for s in shift), axis))
 copy = defvjp(n("copy"), lambda g, ans, x: g)
-asarray = defvjp(n("asarray"), lambda g, ans, x, dtype=None: g)
+asarray = defvjp(n("asarray"), lambda g, ans, x, dtype=None: g if _keeps_derivative(x, ans) else None)
 pack = defvjp_variadic(rt("pack", "arr"), lambda i, g, ans, *items, shape: flat_item(g, i))
 
 
@@ -409,14 +436,27 @@ def _probe(x):
     return [_probe(i) for i in x] if isinstance(x, (list, tuple)) else 0.0
 
 
-@deflowering(np.array, np.asarray)
-def _array(x, dtype=None, **kw):
+@deflowering(np.asarray)
+def _asarray(x, dtype=None, **kw):
     if isinstance(x, (list, tuple)):
         out = _to_array(x)
     else:
         out = asarray(x) if isinstance(x, Var) else np.asarray(x)
     if dtype is not None:
         out = asarray(out, dtype=dtype) if isinstance(out, Var) else np.asarray(out, dtype=dtype)
+    return out
+
+
+@deflowering(np.array)
+def _array(x, dtype=None, **kw):
+    """Like ``np.asarray``, but a new array (unless ``copy=False``), as NumPy makes one:
+    a later item write into it must not reach ``x``."""
+    return _copied(x, _asarray(x, dtype), kw.get("copy", True))
+
+
+def _copied(x, out, copy_=True):
+    if copy_ and value_of(out) is value_of(x):
+        return copy(out) if isinstance(out, Var) else np.array(out)
     return out
 
 
@@ -481,7 +521,7 @@ def _method_transpose(x, *axes):
 
 
 def _method_astype(x, dtype, **kw):
-    return asarray(x, dtype=dtype)
+    return _copied(x, asarray(x, dtype=dtype), kw.get("copy", True))  # a copy, as in NumPy
 
 
 METHODS[(np.ndarray, "reshape")] = _method_reshape

@@ -245,7 +245,6 @@ class Lowerer:
         prog = Program(src.name, tuple(inputs), self.b.eqns, (result,), tuple(self.decisions),
                        self.b.values)
         prog.namer = self.namer
-        prog.active = self.b.active
         prog.return_loc = self.return_loc
         return prog
 
@@ -864,9 +863,7 @@ class Lowerer:
                     x = self.b.emit(B.call_opaque, (builtins.list, x), hint="items")
                 n = self.concrete(self.b.apply(B.length, (x,)), node)
             return [self.getitem(x, i, node) for i in range(n)]
-        if isinstance(x, dict):
-            return list(x)
-        return list(x)
+        return list(x)  # a dict yields its keys, as in Python
 
     # -- calls -----------------------------------------------------------------
     def e_Call(self, node, hint):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ir import Builder, Const, Program, Var, _cse_key
+from .ir import Builder, Const, Program, Var, _cse_key, _raw
 from .rules import builtins as B
 from .rules import numpy as N
 
@@ -27,10 +27,6 @@ def _active_set(prog: Program, wrt_vars) -> set:
                 isinstance(x, Var) and x in active for x in e.ins):
             active.add(e.out)
     return active
-
-
-def _raw(x):
-    return x.value if isinstance(x, Const) else x
 
 
 def reverse(prog: Program, wrt: tuple, single: bool, with_value: bool) -> Program:

@@ -489,8 +489,7 @@ def _atleast(a, nd):
     s = shape(a)
     if len(s) >= nd:
         return a
-    target = (1,) * (nd - len(s)) + s if nd == 2 and len(s) == 1 else (1,) * (nd - len(s)) + s
-    return reshape(a, target)
+    return reshape(a, (1,) * (nd - len(s)) + s)
 
 
 # -- constants: no derivative flows into these ------------------------------------------

@@ -14,9 +14,11 @@ operation on a traced value.  Guarantees of :func:`lower`:
 * every decision that depends on the inputs is recorded in
   ``Program.decisions`` and checked by a guard equation, so the program is
   only ever run on inputs that take the same path;
-* values read from globals and closure cells that are data (numbers, arrays)
-  are read at run time, not baked in; functions, modules and other objects are
-  resolved now (helpers inlined from a global name are guarded by identity).
+* numbers and arrays read from globals, closure cells and attributes of the
+  user's own modules, classes and objects are read at run time (their types
+  guarded), not baked in; anything else read from them is resolved now and
+  guarded: flags and containers by value (against a snapshot), functions and
+  other objects by identity; modules and classes are resolved once, unguarded.
 
 Interpreter values are: a :class:`Var` (traced), a Python list/tuple/dict
 holding interpreter values (containers are structure, not data), a
@@ -167,23 +169,26 @@ def _sees_write(arr, idx, view) -> bool:
         arr[...] = saved
 
 
+def _is_user_module(module: str, filename: str) -> bool:
+    """Code of the (dotted) ``module``, in ``filename``, is the user's: not the standard
+    library, NumPy, SciPy, ad_transform or an installed package."""
+    root = module.split(".")[0]
+    if root in sys.stdlib_module_names or root in ("numpy", "scipy", "ad_transform"):
+        return False
+    return "site-packages" not in filename and "dist-packages" not in filename
+
+
 def _is_user_code(fn) -> bool:
     """True for functions the user wrote (inlined), False for libraries (opaque)."""
     filename = getattr(getattr(fn, "__code__", None), "co_filename", "")
-    module = (getattr(fn, "__module__", "") or "").split(".")[0]
-    if module in sys.stdlib_module_names or module in ("numpy", "scipy", "ad_transform"):
-        return False
-    return "site-packages" not in filename and "dist-packages" not in filename
+    return _is_user_module(getattr(fn, "__module__", "") or "", filename)
 
 
 def _user_attribute(obj, name) -> bool:
     """``obj.name`` is the user's own mutable state: an attribute of one of their modules
     or classes, or an instance attribute of any object (not ``math.pi``, ``np.float64``)."""
     if isinstance(obj, types.ModuleType):
-        root = obj.__name__.split(".")[0]
-        return (root not in sys.stdlib_module_names and root not in ("numpy", "scipy", "ad_transform")
-                and not any(d in (getattr(obj, "__file__", "") or "")
-                            for d in ("site-packages", "dist-packages")))
+        return _is_user_module(obj.__name__, getattr(obj, "__file__", "") or "")
     if isinstance(obj, type):
         return name in vars(obj) and _is_user_code(obj)
     attrs = getattr(obj, "__dict__", None)
@@ -571,19 +576,24 @@ class Lowerer:
             obj, (np.ndarray, np.generic))
 
     def _from_global(self, g, name, node):
-        obj = g[name]
         key = (id(g), name)
         if key in self.loads:
             return self.loads[key]
+        return self._load_outside(
+            key, g[name], lambda: self.b.emit(B.load_global, (g, name), hint=name), node)
+
+    def _load_outside(self, key, value, load, node):
+        """A value from outside the function (a global, a closure cell, a user attribute),
+        remembered under ``key``.  Data is read at run time (``load()`` emits the read) and
+        its type guarded; anything else is baked into the path and guarded."""
         self.b.loc = self.loc(node)
-        if self._is_data(obj):
-            var = self.b.emit(B.load_global, (g, name), hint=name)
-            self._decide(B.guard_types, (var,), runtime.signatures(obj), node)
-            self.loads[key] = var
-            return var
-        self._guard_constant(obj, lambda: self.b.emit(B.load_global, (g, name), hint=name), node)
-        self.loads[key] = obj
-        return obj
+        if self._is_data(value):
+            value = load()
+            self._decide(B.guard_types, (value,), runtime.signatures(self.b.value(value)), node)
+        else:
+            self._guard_constant(value, load, node)
+        self.loads[key] = value
+        return value
 
     def _guard_constant(self, obj, load, node):
         """Guard a global or a closure cell that is not data: its value is baked into the
@@ -604,15 +614,8 @@ class Lowerer:
         key = id(cell)
         if key in self.loads:
             return self.loads[key]
-        obj = cell.cell_contents
-        self.b.loc = self.loc(node)
-        if self._is_data(obj):
-            obj = self.b.emit(B.load_cell, (cell,), hint=name)
-            self._decide(B.guard_types, (obj,), runtime.signatures(self.b.value(obj)), node)
-        else:
-            self._guard_constant(obj, lambda: self.b.emit(B.load_cell, (cell,), hint=name), node)
-        self.loads[key] = obj
-        return obj
+        return self._load_outside(
+            key, cell.cell_contents, lambda: self.b.emit(B.load_cell, (cell,), hint=name), node)
 
     def apply(self, fn, ins, node, hint=None, params=None):
         prim = lookup(fn)
@@ -771,17 +774,8 @@ class Lowerer:
         key = (id(obj), name, "attr")
         if key in self.loads:
             return self.loads[key]
-        self.b.loc = self.loc(node)
-
-        def load():
-            return self.b.emit(B.getattr_(name), (obj,), hint=name)
-        if self._is_data(value):
-            value = load()
-            self._decide(B.guard_types, (value,), runtime.signatures(self.b.value(value)), node)
-        else:
-            self._guard_constant(value, load, node)
-        self.loads[key] = value
-        return value
+        return self._load_outside(
+            key, value, lambda: self.b.emit(B.getattr_(name), (obj,), hint=name), node)
 
     def var_attr(self, var, name, node, hint=None):
         value = self.b.value(var)
@@ -889,13 +883,12 @@ class Lowerer:
                 return result
         if isinstance(func, Var):
             raise MissingRule("calling a traced value is not supported", self.loc(node))
-        if getattr(func, "__ad_transform__", False) and any(
-                _contains_var(a) for a in list(args) + list(kwargs.values())):
+        has_var = any(_contains_var(a) for a in args) or any(
+            _contains_var(v) for v in kwargs.values())
+        if has_var and getattr(func, "__ad_transform__", False):
             raise UnsupportedSyntax(
                 f"call of {_describe(func)}, a derivative made by ad_transform, on a traced "
                 "value: higher-order derivatives are not supported yet", self.loc(node))
-        has_var = any(_contains_var(a) for a in args) or any(
-            _contains_var(v) for v in kwargs.values())
         if not has_var:
             return func(*args, **kwargs)  # constants only: fold
         if isinstance(func, types.BuiltinMethodType) and isinstance(

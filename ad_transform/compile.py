@@ -7,6 +7,7 @@ tracebacks, ``inspect.getsource`` and debuggers show the generated lines.
 from __future__ import annotations
 
 import ast
+import io
 import itertools
 import linecache
 import re
@@ -21,6 +22,17 @@ __all__ = ["to_source", "compile_function"]
 _MARKER = re.compile(r"^(\s*)__ad_comment_(\d+)__\s*$", re.M)
 _ASSIGN = re.compile(r"^(\s*[\w.]+ = )\((.*)\)$", re.M)
 _serial = itertools.count(1)
+
+
+class _Unparser(astunparse.Unparser):
+    """astunparse, minus its one use of ``Constant.n`` (removed in Python 3.14)."""
+
+    def _Attribute(self, t):
+        self.dispatch(t.value)
+        if isinstance(t.value, ast.Constant) and isinstance(t.value.value, int):
+            self.write(" ")  # 3 .real, not the syntax error 3.real
+        self.write(".")
+        self.write(t.attr)
 
 
 def _unwrap(m) -> str:
@@ -60,7 +72,9 @@ def _to_ast(node):
 def to_source(emitted: Emitted) -> str:
     """Readable Python source of a generated function, with its comments."""
     module = gast.Module(body=[emitted.fdef], type_ignores=[])
-    text = astunparse.unparse(_to_ast(module)).strip("\n") + "\n"
+    out = io.StringIO()
+    _Unparser(_to_ast(module), file=out)
+    text = out.getvalue().strip("\n") + "\n"
     text = _ASSIGN.sub(_unwrap, text)
     return _MARKER.sub(lambda m: f"{m.group(1)}# {emitted.comments[int(m.group(2))]}", text)
 

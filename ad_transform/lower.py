@@ -243,8 +243,12 @@ class Lowerer:
                                         self.b.loc) from None
             except Exception as exc:
                 if self.b.loc is not None and not getattr(exc, "_ad_noted", False):
-                    exc.add_note(f"(raised at {self.b.loc} while ad_transform lowered "
-                                 f"{src.name}){self.b.loc.excerpt()}")
+                    note = (f"(raised at {self.b.loc} while ad_transform lowered "
+                            f"{src.name}){self.b.loc.excerpt()}")
+                    if hasattr(exc, "add_note"):
+                        exc.add_note(note)
+                    else:  # Python 3.10: keep the note where 3.11 would (not printed there)
+                        exc.__notes__ = [*getattr(exc, "__notes__", []), note]
                     exc._ad_noted = True
                 raise
         prog = Program(src.name, tuple(inputs), self.b.eqns, (result,), tuple(self.decisions),
@@ -1096,10 +1100,14 @@ def _i_sum(lw, args, kwargs, node, hint):
         total = lw.b.apply(N.sum_, (args[0],), {"axis": 0}, hint)
         return total if len(args) < 2 else lw.binop(gast.Add, args[1], total, node)
     items = lw.iterate(args[0], node)
-    acc = args[1] if len(args) > 1 else kwargs.get("start", 0)
-    for item in items:
-        acc = lw.binop(gast.Add, acc, item, node)
-    return acc
+    start = args[1] if len(args) > 1 else kwargs.get("start", 0)
+    if isinstance(start, (list, tuple)) or any(isinstance(i, (list, tuple)) for i in items):
+        acc = start  # concatenation of containers: structure, item by item
+        for item in items:
+            acc = lw.binop(gast.Add, acc, item, node)
+        return acc
+    lw.b.loc = lw.loc(node)  # one call of Python's sum: its rounding, on every Python
+    return lw.b.apply(B.sum_items, (start, *items), None, hint)
 
 
 def _reduce_minmax(prim, pyfn):

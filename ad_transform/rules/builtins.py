@@ -11,7 +11,7 @@ import operator
 from .. import runtime
 from ..errors import MissingRule
 from ..ir import Var, current_builder
-from .core import call_prim, defprim, defvjp, defzero
+from .core import call_prim, defprim, defvjp, defvjp_variadic, defzero
 
 __all__ = []  # primitives are reached through the registry
 
@@ -91,6 +91,8 @@ max2 = defvjp(defprim("max", builtins.max, ("call", "max"), root=builtins.max),
 min2 = defvjp(defprim("min", builtins.min, ("call", "min"), root=builtins.min),
               lambda g, ans, a, b: g * (a <= b),
               lambda g, ans, a, b: g * (b < a))
+sum_items = defvjp_variadic(call_prim(runtime, "sum_items", "_rt", hint="sum", register=False),
+                            lambda i, g, ans, *items: g)
 to_float = defvjp(call_prim(builtins, "float", "float"), lambda g, ans, x: g)
 to_int = defzero(call_prim(builtins, "int", "int"))
 round_ = defzero(call_prim(builtins, "round", "round"))

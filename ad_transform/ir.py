@@ -181,9 +181,12 @@ class Builder:
     """Appends equations, evaluating each one on concrete values as it goes.
 
     Guarantees: every appended equation's inputs are defined (inputs, earlier
-    outputs or constants); an equation whose inputs are all constants is folded
-    to a constant instead of appended; ``values[v]`` holds the concrete value
-    of every variable, so later passes know shapes and types exactly.
+    outputs or constants); :meth:`apply` folds an operation whose inputs are
+    all constants to a constant instead of appending it, drops identities
+    (``x * 1.0``) and reuses the earlier result of the same operation (for
+    arrays, only in adjoint code), while :meth:`emit` always appends;
+    ``values[v]`` holds the concrete value of every variable, so later passes
+    know shapes and types exactly.
     """
 
     def __init__(self, namer: Namer, max_eqns: int = 200_000):

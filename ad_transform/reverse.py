@@ -4,10 +4,13 @@ Guarantees of :func:`reverse`: the result holds the primal equations, then
 the adjoint equations (``phase == "adjoint"``), produced by one loop over the
 primal equations in reverse; the adjoint of a variable used several times is
 the sum of its contributions; only equations on a path from a ``wrt`` input
-to the output get adjoints; every adjoint has its primal's shape (broadcast
-contributions are summed back); a ``wrt`` input the output does not depend on
-gets a zero gradient.  Then :func:`prune` drops every equation whose result is
-never used (guards and opaque calls stay).
+to the output get adjoints; every adjoint has its primal's shape, or a
+smaller one that broadcasts to it (a reduction's adjoint, broadcast only where
+a consumer needs the full shape), and broadcast contributions are summed back;
+each gradient has its input's shape; a ``wrt`` input the output does not
+depend on gets a zero gradient.  Then :func:`prune` drops every equation whose
+result is never used (guards, opaque calls and primal operations that may
+raise stay).
 """
 from __future__ import annotations
 

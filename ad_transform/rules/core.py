@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 from typing import Any, Callable
 
-from ..ir import Primitive
+from ..ir import Primitive, current_builder
 
 __all__ = ["REGISTRY", "METHODS", "LOWERINGS", "defprim", "defvjp", "defzero", "deflowering",
            "lookup", "lookup_method", "lookup_attr", "lookup_lowering", "value_of"]
@@ -37,15 +37,11 @@ def deflowering(*fns):
 
 
 def lookup_lowering(fn):
-    try:
-        return LOWERINGS.get(fn)
-    except TypeError:
-        return LOWERINGS.get(id(fn))
+    return LOWERINGS.get(_key(fn))
 
 
 def value_of(x):
     """The concrete value of an atom while IR is being built (rules may branch on shapes)."""
-    from ..ir import current_builder
     return current_builder().value(x)
 
 
@@ -99,10 +95,7 @@ def defzero(prim: Primitive) -> Primitive:
 
 
 def lookup(fn) -> Primitive | None:
-    try:
-        return REGISTRY.get(fn)
-    except TypeError:
-        return REGISTRY.get(id(fn))
+    return REGISTRY.get(_key(fn))
 
 
 def lookup_method(obj, name: str):

@@ -10,13 +10,14 @@ name that no local variable uses.
 from __future__ import annotations
 
 import builtins
+import inspect
 import math
 
 import gast
 import numpy as np
 
 from . import runtime
-from .ir import Const, Eqn, Program, Var
+from .ir import Const, Eqn, Namer, Program, Var
 
 __all__ = ["emit", "Emitted"]
 
@@ -96,12 +97,15 @@ class _Emitter:
             return gast.Slice(*(None if p is None else _const(p) for p in (v.start, v.stop, v.step)))
         return self.atom(x)
 
+    def keywords(self, e: Eqn) -> list:
+        return [gast.keyword(arg=k, value=self.const(v)) for k, v in e.params]
+
     # -- one equation -> one statement ---------------------------------------------
     def expr(self, e: Eqn):
         form = e.prim.form
         kind = form[0]
         ins = e.ins
-        kws = [gast.keyword(arg=k, value=self.const(v)) for k, v in e.params]
+        kws = self.keywords(e)
         if kind == "binop":
             return gast.BinOp(left=self.atom(ins[0]), op=_BINOPS[form[1]](), right=self.atom(ins[1]))
         if kind == "unary":
@@ -270,7 +274,7 @@ class _Emitter:
                     break
 
     def inplace_expr(self, e: Eqn, ufunc, target):
-        kws = [gast.keyword(arg=k, value=self.const(v)) for k, v in e.params]
+        kws = self.keywords(e)
         kws.append(gast.keyword(arg="out", value=self.atom(target)))
         return gast.Call(func=self.ref("np", np, (ufunc.__name__,)),
                          args=[self.atom(x) for x in e.ins], keywords=kws)
@@ -360,10 +364,6 @@ def emit_dispatcher(name: str, params, slot_obj, cache_obj, build_obj) -> Emitte
     the current path's derivative ``slot[0](...)`` with one value per
     parameter; a :class:`PathMiss` goes to ``cache.resolve``; a hit is counted.
     """
-    import inspect
-
-    from .ir import Namer
-
     namer = Namer(reserved=[p.name for p in params] + [name])
     namespace: dict = {}
 

@@ -171,7 +171,8 @@ def written(shape, idx):
     true where the write landed.  Where an index repeats NumPy keeps one of the values
     written there (the last); the others are overwritten and get no derivative."""
     probe = np.full(shape, -1, dtype=np.intp)
-    ids = np.arange(probe[idx].size, dtype=np.intp).reshape(probe[idx].shape)
+    taken = probe[idx]
+    ids = np.arange(taken.size, dtype=np.intp).reshape(taken.shape)
     probe[idx] = ids
     return probe[idx] == ids
 
@@ -294,9 +295,9 @@ def tile_vjp(g, shape, reps):
 
 def repeat_vjp(g, shape, repeats, axis=None):
     if axis is None:
-        flat = np.ravel(np.zeros(shape))
-        idx = np.repeat(np.arange(flat.size), repeats)
-        out = np.zeros(flat.size, dtype=np.result_type(g, np.float64))
+        size = math.prod(shape)
+        idx = np.repeat(np.arange(size), repeats)
+        out = np.zeros(size, dtype=np.result_type(g, np.float64))
         np.add.at(out, idx, np.ravel(g))
         return out.reshape(shape)
     axis %= len(shape)

@@ -65,14 +65,15 @@ def check_gradient(f, *args, wrt=0, rtol=1e-5, atol=1e-6, eps=1e-6, **kwargs):
 
     from .api import _resolve_wrt, gradient
 
+    sig = inspect.signature(f)
     if kwargs:
-        bound = inspect.signature(f).bind(*args, **kwargs)
+        bound = sig.bind(*args, **kwargs)
         args = tuple(bound.args)
         for k, v in bound.kwargs.items():
             raise TypeError(f"check_gradient passes arguments by position; got keyword {k}={v!r}")
     grads = gradient(f, wrt)(*args)
-    params = list(inspect.signature(f).parameters)
-    idx, single = _resolve_wrt(f, list(inspect.signature(f).parameters.values()), wrt)
+    params = list(sig.parameters)
+    idx, single = _resolve_wrt(f, list(sig.parameters.values()), wrt)
     got = (grads,) if single else grads
     bad = []
     for i, g in zip(idx, got):

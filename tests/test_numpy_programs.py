@@ -381,3 +381,13 @@ def test_fit_shape_only_where_broadcasting_happened():
     # b was broadcast over axis 0: its adjoint is summed back over that axis
     assert re.search(r"\.sum\(axis=0, keepdims=True\)", _code(src)), src
     check_gradient(same_shapes, a, b, wrt=(0, 1))
+
+
+def clip_one_bound(x):
+    return np.sum(x.clip(0.1) ** 2) + np.sum(np.clip(x, None, 0.4) * x)
+
+
+def test_clip_with_one_bound():
+    x = np.array([-0.7, 0.05, 0.3, 0.9])
+    check_gradient(clip_one_bound, x)
+    check_gradient(clip_one_bound, x)  # the cached path

@@ -153,11 +153,19 @@ logical_and = defzero(n("logical_and"))
 where = defvjp(n("where"), None,
                lambda g, ans, c, a, b: where(c, g, 0.0),
                lambda g, ans, c, a, b: where(c, 0.0, g))
-clip = defvjp(n("clip"),
-              lambda g, ans, x, lo, hi: g * logical_and(x >= lo, x <= hi) if lo is not None and hi is not None
-              else g * (x >= lo) if lo is not None else g * (x <= hi),
-              lambda g, ans, x, lo, hi: g * (x < lo),
-              lambda g, ans, x, lo, hi: g * (x > hi))
+def _clip_x(g, ans, x, lo=None, hi=None, **kw):
+    """Through where ``x`` is inside the bounds (either may be missing, or a keyword)."""
+    lo = lo if lo is not None else kw.get("min", kw.get("a_min"))
+    hi = hi if hi is not None else kw.get("max", kw.get("a_max"))
+    inside = None if lo is None else x >= lo
+    if hi is not None:
+        inside = x <= hi if inside is None else logical_and(inside, x <= hi)
+    return g if inside is None else g * inside
+
+
+clip = defvjp(n("clip"), _clip_x,
+              lambda g, ans, x, lo, hi=None, **kw: g * (x < lo),
+              lambda g, ans, x, lo, hi, **kw: g * (x > hi))
 where.elementwise = clip.elementwise = True
 hypot = defvjp(n("hypot"), lambda g, ans, a, b: g * a / ans, lambda g, ans, a, b: g * b / ans)
 logaddexp = defvjp(n("logaddexp"),
@@ -504,7 +512,7 @@ full_like = defvjp(n("full_like"), None, lambda g, ans, x, fill, **kw: sum_(g))
 for _name, _prim in [("sum", sum_), ("mean", mean), ("var", var), ("std", std), ("prod", prod),
                      ("max", amax), ("min", amin), ("dot", dot), ("cumsum", cumsum),
                      ("cumprod", cumprod), ("ravel", ravel), ("flatten", ravel),
-                     ("squeeze", squeeze), ("copy", copy), ("clip", clip),
+                     ("squeeze", squeeze), ("copy", copy),
                      ("swapaxes", swapaxes), ("trace", trace), ("repeat", repeat)]:
     METHODS[(np.ndarray, _name)] = _prim
 
@@ -523,6 +531,11 @@ def _method_astype(x, dtype, **kw):
     return _copied(x, asarray(x, dtype=dtype), kw.get("copy", True))  # a copy, as in NumPy
 
 
+def _method_clip(x, lo=None, hi=None, **kw):
+    return clip(x, lo, hi, **kw)  # x.clip(lo) may leave out the upper bound; np.clip may not
+
+
+METHODS[(np.ndarray, "clip")] = _method_clip
 METHODS[(np.ndarray, "reshape")] = _method_reshape
 METHODS[(np.ndarray, "transpose")] = _method_transpose
 METHODS[(np.ndarray, "astype")] = _method_astype

@@ -7,7 +7,6 @@ boilerplate live in :mod:`ad_transform.runtime` and print as ``_rt.name``.
 """
 from __future__ import annotations
 
-import math
 import operator
 
 import numpy as np
@@ -15,6 +14,7 @@ import numpy as np
 from .. import runtime
 from ..ir import Var
 from .builtins import getitem
+from .math import _LN2, _LN10
 from .core import (ATTRS, METHODS, call_prim, defprim, deflowering, defvjp, defvjp_variadic,
                    defzero, lookup, value_of)
 
@@ -93,7 +93,6 @@ def _scatter(g, x, idx):
 defvjp(getitem, lambda g, ans, x, idx: _scatter(g, x, idx))
 
 # -- elementwise ----------------------------------------------------------------------
-_LN2, _LN10 = math.log(2.0), math.log(10.0)
 
 add = defvjp(n("add"), lambda g, ans, a, b: g, lambda g, ans, a, b: g)
 subtract = defvjp(n("subtract", "sub"), lambda g, ans, a, b: g, lambda g, ans, a, b: -g)
@@ -310,20 +309,20 @@ def _matmul_b(g, ans, a, b):
     return _mm(_mT(a), g)
 
 
-def _dot_a(g, ans, a, b):
-    if ndim(a) == 0 or ndim(b) == 0:
-        return g * b
-    if ndim(a) <= 2 and ndim(b) <= 2:
-        return _matmul_a(g, ans, a, b)
-    raise NotImplementedError("np.dot of arrays with more than 2 dimensions has no rule; use matmul")
+def _dot_rule(matmul_rule, other):
+    """np.dot's rule for one operand: a product with a scalar, else matmul's rule."""
+    def rule(g, ans, a, b):
+        if ndim(a) == 0 or ndim(b) == 0:
+            return g * other(a, b)
+        if ndim(a) <= 2 and ndim(b) <= 2:
+            return matmul_rule(g, ans, a, b)
+        raise NotImplementedError(
+            "np.dot of arrays with more than 2 dimensions has no rule; use matmul")
+    return rule
 
 
-def _dot_b(g, ans, a, b):
-    if ndim(a) == 0 or ndim(b) == 0:
-        return g * a
-    if ndim(a) <= 2 and ndim(b) <= 2:
-        return _matmul_b(g, ans, a, b)
-    raise NotImplementedError("np.dot of arrays with more than 2 dimensions has no rule; use matmul")
+_dot_a = _dot_rule(_matmul_a, lambda a, b: b)
+_dot_b = _dot_rule(_matmul_b, lambda a, b: a)
 
 
 def _mm(a, b):
@@ -542,4 +541,4 @@ METHODS[(np.ndarray, "astype")] = _method_astype
 for _name in ("shape", "ndim", "size", "dtype"):
     ATTRS[(np.ndarray, _name)] = (lambda name: lambda x: getattr(value_of(x), name))(_name)
     ATTRS[(np.generic, _name)] = ATTRS[(np.ndarray, _name)]
-ATTRS[(np.ndarray, "T")] = lambda x: T(x)
+ATTRS[(np.ndarray, "T")] = T

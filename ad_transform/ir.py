@@ -19,6 +19,8 @@ import keyword
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
+
 from .errors import Loc, PathTooLong
 
 __all__ = [
@@ -132,6 +134,9 @@ class Program:
     outputs: tuple  # atoms returned
     decisions: tuple = ()  # the control path: expected outcome of each guard
     values: dict = field(default_factory=dict, repr=False)  # Var -> concrete value
+    # set by the reverse pass: (adjoint, primal variable, exact) for every adjoint and
+    # gradient (exact: a gradient, which must have its input's shape)
+    adjoints: list = field(default_factory=list, repr=False)
 
     def __str__(self) -> str:
         return format_program(self)
@@ -378,6 +383,7 @@ def verify(p: Program) -> None:
             defined.add(e.out)
     names = [v.name for v in defined]
     assert len(names) == len(set(names)), "two variables share a name"
+    _verify_adjoint_shapes(p)
     stack = list(p.outputs)
     while stack:
         x = stack.pop()
@@ -385,6 +391,24 @@ def verify(p: Program) -> None:
             stack.extend(x)
         elif isinstance(x, Var):
             assert x in defined, f"output {x.name} is never defined"
+
+
+def _verify_adjoint_shapes(p: Program) -> None:
+    """What the reverse pass promises: each adjoint has its primal's shape or one that
+    broadcasts to it (NumPy's rules, aligned from the right); each gradient its input's."""
+    for g, x, exact in p.adjoints:
+        if x not in p.values or (isinstance(g, Var) and g not in p.values):
+            continue  # values already released
+        gs = np.shape(p.values[g] if isinstance(g, Var) else _raw(g))
+        xs = np.shape(p.values[x])
+        if exact:
+            assert gs == xs, f"the gradient of {x.name} has shape {gs}, its input {xs}"
+            continue
+        try:
+            fits = np.broadcast_shapes(gs, xs) == xs
+        except ValueError:
+            fits = False
+        assert fits, f"the adjoint of {x.name} has shape {gs}, which does not broadcast to {xs}"
 
 
 class GuardFailed(Exception):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import runtime
 from .ir import Builder, Const, Program, Var, _cse_key, _raw
 from .rules import builtins as B
 from .rules import numpy as N
@@ -51,6 +52,7 @@ def reverse(prog: Program, wrt: tuple, single: bool, with_value: bool) -> Progra
     active = _active_set(prog, wrt_vars)
     (out,) = prog.outputs
     adj: dict = {}
+    record = []  # (adjoint, primal, exact): what ir.verify checks
     with b:
         if isinstance(out, Var) and out in active:
             adj[out] = _seed(b.value(out))
@@ -74,6 +76,7 @@ def reverse(prog: Program, wrt: tuple, single: bool, with_value: bool) -> Progra
                     continue
                 contrib = _match_shape(b, contrib, b.value(x))
                 _accumulate(b, adj, x, contrib, mark)
+                record.append((adj[x], x, False))
         grads = []
         for x in wrt_vars:
             g = adj.get(x)
@@ -84,12 +87,15 @@ def reverse(prog: Program, wrt: tuple, single: bool, with_value: bool) -> Progra
             elif isinstance(b.value(x), np.ndarray):
                 g = _owned_grad(b, g, x, prog, [b.value(t) for t in grads])
             grads.append(g)
+            record.append((g, x, True))
         if with_value and isinstance(_raw(out), np.ndarray):  # a constant of the code:
             out = b.emit(N.copy, (_raw(out),), hint="value")  # each call gets its own
     ret = grads[0] if single else tuple(grads)
     result = Program(prog.name, prog.inputs, b.eqns, ((out, ret),) if with_value else (ret,),
                      prog.decisions, b.values)
     result.namer = prog.namer
+    result.adjoints = [(g, x, exact) for g, x, exact in record
+                       if isinstance(g, Var) or np.ndim(g)]
     return result
 
 
@@ -133,27 +139,23 @@ def _spread(b: Builder, e, g, active):
 
 
 def _match_shape(b: Builder, contrib, target):
-    """Sum a broadcast contribution back to its input's shape, where the shapes differ.
+    """Sum a broadcast contribution back to its input's shape (NumPy's rules, aligned
+    from the right: :func:`ad_transform.runtime.sum_axes`), where the shapes differ.
 
-    A contribution smaller than its input stays so (see :func:`_spread`).  The
-    sums are emitted as plain ``np.sum`` calls over axes known now.
+    A contribution that then broadcasts to its input stays so (see
+    :func:`_spread`).  The sums are emitted as plain ``x.sum(...)`` calls over
+    axes known now.
     """
     cshape, tshape = np.shape(b.value(contrib)), np.shape(target)
     if cshape == tshape or _lazy(cshape, tshape):
         return contrib
     if not tshape:
         return b.apply(N.sum_method, (contrib,))
-    lead = len(cshape) - len(tshape)
-    if lead > 0:
+    lead, keep = runtime.sum_axes(cshape, tshape)
+    if lead:
         contrib = b.apply(N.sum_method, (contrib,), {"axis": _axis(range(lead))})
-        cshape = cshape[lead:]
-    if lead < 0:
-        return b.apply(N.fit_shape, (contrib, tshape))
-    keep = [i for i, n in enumerate(tshape) if n == 1 and cshape[i] != 1]
     if keep:
         contrib = b.apply(N.sum_method, (contrib,), {"axis": _axis(keep), "keepdims": True})
-    if np.shape(b.value(contrib)) != tshape and not _lazy(np.shape(b.value(contrib)), tshape):
-        contrib = b.apply(N.fit_shape, (contrib, tshape))
     return contrib
 
 
@@ -252,4 +254,5 @@ def prune(prog: Program) -> Program:
     kept.reverse()
     result = Program(prog.name, prog.inputs, kept, prog.outputs, prog.decisions, prog.values)
     result.namer = prog.namer
+    result.adjoints = prog.adjoints
     return result

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-__all__ = ["PathMiss", "sum_items", "sign", "log_or_zero", "same", "snapshot", "signature", "signatures", "fit_shape",
+__all__ = ["PathMiss", "sum_items", "sign", "log_or_zero", "same", "snapshot", "signature", "signatures", "sum_axes", "sum_to", "fit_shape",
            "expand_reduced", "minmax_vjp", "getitem_vjp", "index_tuple", "setitem",
            "setitem_vjp", "written", "pack",
            "flat_item", "concatenate", "stack", "block", "tensordot_vjp", "einsum_vjp", "cumsum_vjp",
@@ -106,16 +106,42 @@ def signatures(*vals):
 
 # -- NumPy adjoint helpers (each one line of NumPy the rules would otherwise repeat) --
 
-def fit_shape(g, shape):
-    """Sum a broadcast adjoint back down to ``shape`` (or broadcast it up to ``shape``)."""
+def sum_axes(gshape, shape):
+    """How to bring an adjoint of ``gshape`` to ``shape`` by NumPy's broadcasting rules.
+
+    Shapes align from the right.  Returns ``(lead, keep)``: sum the ``lead``
+    leading axes ``gshape`` has beyond ``shape``, then sum (keeping them, as
+    length 1) the axes ``keep`` where ``shape`` has 1 and the adjoint does not.
+    The result has ``shape``, or a shape that broadcasts to it (an adjoint
+    with fewer axes, or 1 where ``shape`` is not: it stands for its broadcast).
+    ``ValueError`` if the shapes do not broadcast together.
+    """
+    gshape, shape = tuple(gshape), tuple(shape)
+    np.broadcast_shapes(gshape, shape)  # ValueError: not broadcastable
+    lead = max(len(gshape) - len(shape), 0)
+    rest = gshape[lead:]
+    off = len(shape) - len(rest)  # rest[i] is aligned with shape[i + off]
+    keep = tuple(i for i, n in enumerate(rest) if n != 1 and shape[i + off] == 1)
+    return lead, keep
+
+
+def sum_to(g, shape):
+    """``g`` summed over its broadcast axes (:func:`sum_axes`), not broadcast up."""
     g = np.asarray(g)
-    extra = g.ndim - len(shape)
-    if extra > 0:
-        g = g.sum(axis=tuple(range(extra)))
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.ndim > i and g.shape[i] != 1)
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
-    if g.shape != tuple(shape):
+    lead, keep = sum_axes(g.shape, shape)
+    if lead:
+        g = g.sum(axis=tuple(range(lead)))
+    if keep:
+        g = g.sum(axis=keep, keepdims=True)
+    return g
+
+
+def fit_shape(g, shape):
+    """An adjoint brought to exactly ``shape``: summed over its broadcast axes
+    (:func:`sum_axes`, aligned from the right), then broadcast up where smaller."""
+    shape = tuple(shape)
+    g = sum_to(g, shape)
+    if g.shape != shape:
         g = np.broadcast_to(g, shape)
     return g[()] if g.ndim == 0 else g
 

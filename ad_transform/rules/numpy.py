@@ -504,8 +504,9 @@ for _name in ("zeros", "ones", "empty", "zeros_like", "ones_like", "empty_like",
               "linspace", "identity", "shape", "ndim", "size"):
     defzero(n(_name))
 zeros_like = lookup(np.zeros_like)  # the zero-derivative primitive registered above
-full = defvjp(n("full"), None, lambda g, ans, shape_, fill, **kw: sum_(g))
-full_like = defvjp(n("full_like"), None, lambda g, ans, x, fill, **kw: sum_(g))
+# the fill value is broadcast to the output: the reverse pass sums ``g`` back to its shape
+full = defvjp(n("full"), None, lambda g, ans, shape_, fill, **kw: g)
+full_like = defvjp(n("full_like"), None, lambda g, ans, x, fill, **kw: g)
 
 # -- methods and attributes of ndarray --------------------------------------------------
 for _name, _prim in [("sum", sum_), ("mean", mean), ("var", var), ("std", std), ("prod", prod),

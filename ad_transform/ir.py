@@ -16,6 +16,7 @@ from __future__ import annotations
 import builtins
 import contextvars
 import keyword
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -258,12 +259,25 @@ class Builder:
         return self._emit(prim, ins, [self.value(x) for x in ins], params, hint)
 
     def _emit(self, prim, ins, vals, params, hint):
-        out = self.new_var(hint or prim.hint, prim.impl(*vals, **params))
+        out = self.new_var(hint or prim.hint, self._run(prim, vals, params))
         atoms = tuple(x if isinstance(x, (Var, Const)) else Const(x) for x in ins)
         self.append(Eqn(prim, atoms, out, self.loc, tuple(sorted(params.items())), self.phase))
         if prim.differentiable and any(isinstance(x, Var) and x in self.active for x in ins):
             self.active.add(out)
         return out
+
+    def _run(self, prim, vals, params):
+        """``prim`` on concrete values; a warning it raises (NumPy's ``divide by zero``)
+        is re-issued at the user's line being lowered or differentiated, not here."""
+        if self.loc is None:
+            return prim.impl(*vals, **params)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            value = prim.impl(*vals, **params)
+        for w in caught:
+            warnings.warn_explicit(w.message, w.category, self.loc.file, self.loc.line,
+                                   registry=_WARNED.setdefault(self.loc.file, {}))
+        return value
 
     def guard(self, prim: Primitive, ins, params) -> None:
         """Append a guard: it checks, and defines nothing."""
@@ -279,6 +293,7 @@ class Builder:
 
 
 _NO_FOLD = object()
+_WARNED: dict = {}  # file -> the warnings registry of its line (the "default" action's memory)
 
 
 def _cse_key(prim, ins, params):

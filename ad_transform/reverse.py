@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import runtime
+from .errors import ADError, MissingRule
 from .ir import Builder, Const, Program, Var, _cse_key, _raw
 from .rules import builtins as B
 from .rules import numpy as N
@@ -71,10 +72,9 @@ def reverse(prog: Program, wrt: tuple, single: bool, with_value: bool) -> Progra
                 if rule is None:
                     continue
                 mark = len(b.eqns)
-                contrib = rule(g, e.out, *ins, **params)
+                contrib = _apply_rule(b, e, rule, g, ins, params, x)
                 if contrib is None:
                     continue
-                contrib = _match_shape(b, contrib, b.value(x))
                 _accumulate(b, adj, x, contrib, mark)
                 record.append((adj[x], x, False))
         grads = []
@@ -97,6 +97,32 @@ def reverse(prog: Program, wrt: tuple, single: bool, with_value: bool) -> Progra
     result.adjoints = [(g, x, exact) for g, x, exact in record
                        if isinstance(g, Var) or np.ndim(g)]
     return result
+
+
+def _apply_rule(b: Builder, e, rule, g, ins, params, x):
+    """One input's contribution, brought to its shape; a rule that fails (a bare
+    ``TypeError`` from arguments it does not know, a NumPy error) becomes a
+    :class:`MissingRule` at the user's line, naming the operation."""
+    try:
+        contrib = rule(g, e.out, *ins, **params)
+        return None if contrib is None else _match_shape(b, contrib, b.value(x))
+    except (ADError, Warning):  # located already; a warning the user made an error
+        raise
+    except Exception as exc:
+        raise MissingRule(f"the derivative of {_describe(e.prim)} failed for these arguments "
+                          f"({type(exc).__name__}: {exc}); rewrite the call with operations "
+                          "docs/numpy.md lists as differentiable", e.loc) from exc
+
+
+def _describe(prim) -> str:
+    form = prim.form
+    if form[0] == "call":
+        return ".".join(form[1:]) + "(...)"
+    if form[0] == "method":
+        return f".{form[1]}(...)"
+    if form[0] == "binop":
+        return f"the operator {form[1]}"
+    return prim.name
 
 
 def _seed(value):

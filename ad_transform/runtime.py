@@ -12,7 +12,7 @@ import numpy as np
 __all__ = ["PathMiss", "sum_items", "sign", "log_or_zero", "same", "snapshot", "signature", "signatures", "sum_axes", "sum_to", "fit_shape",
            "expand_reduced", "minmax_vjp", "getitem_vjp", "index_tuple", "setitem",
            "setitem_vjp", "written", "pack",
-           "flat_item", "concatenate", "stack", "block", "tensordot_vjp", "einsum_vjp", "cumsum_vjp",
+           "flat_item", "concatenate", "stack", "block", "tensordot_vjp", "einsum_vjp", "trace_vjp", "nuc_vjp", "cumsum_vjp",
            "prod_vjp", "tile_vjp", "repeat_vjp", "diag_vjp", "logabsdet", "slogdet_sign", "as_grad"]
 
 
@@ -259,29 +259,69 @@ def tensordot_vjp(g, a, b, axes, argnum):
     return np.transpose(res, np.argsort(order))
 
 
-def einsum_vjp(g, subscripts, argnum, *operands):
-    """Adjoint of ``np.einsum(subscripts, *operands)`` for operand ``argnum``."""
+_SPARE = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _explicit(subscripts, operands):
+    """``(inputs, output)``: einsum subscripts with ``...`` spelled out as letters and the
+    output written out (NumPy's implicit output: the letters used once, sorted)."""
     spec = subscripts.replace(" ", "")
-    if "." in spec:
-        raise NotImplementedError("einsum with '...' has no derivative rule yet")
-    if "->" in spec:
-        ins, out = spec.split("->")
-    else:
-        ins = spec
-        letters = ins.replace(",", "")
-        out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    ins, out = spec.split("->") if "->" in spec else (spec, None)
     ins = ins.split(",")
+    free = "".join(c for c in _SPARE if c not in spec)
+    dims = [np.ndim(op) - (len(sub) - 3) if "..." in sub else 0 for sub, op in zip(ins, operands)]
+    dots = free[:max(dims, default=0)]
+    ins = [sub.replace("...", dots[len(dots) - n:]) for sub, n in zip(ins, dims)]  # from the right
+    if out is None:
+        letters = "".join(ins).replace(",", "")
+        out = dots + "".join(sorted(c for c in set(letters) - set(dots)
+                                    if letters.count(c) == 1))
+    else:
+        out = out.replace("...", dots)
+    return ins, out
+
+
+def einsum_vjp(g, subscripts, argnum, *operands):
+    """Adjoint of ``np.einsum(subscripts, *operands)`` for operand ``argnum``.
+
+    ``...`` and a letter repeated within the operand (``"ii"``, a diagonal) are
+    supported: the adjoint is computed over the operand's distinct letters and
+    written through einsum's own (writable) diagonal view of a zero array.
+    """
+    ins, out = _explicit(subscripts, operands)
     target = ins[argnum]
-    if len(set(target)) != len(target):
-        raise NotImplementedError("einsum derivative with a repeated index in one operand")
     others = [s for i, s in enumerate(ins) if i != argnum]
     have = set(out).union(*others) if others else set(out)
-    kept = "".join(c for c in target if c in have)
+    distinct = "".join(dict.fromkeys(target))
+    kept = "".join(c for c in distinct if c in have)
     args = [g] + [op for i, op in enumerate(operands) if i != argnum]
     res = np.einsum(",".join([out] + others) + "->" + kept, *args)
     shape = np.shape(operands[argnum])
-    full = np.reshape(res, [shape[i] if c in have else 1 for i, c in enumerate(target)])
-    return np.broadcast_to(full, shape)
+    sizes = dict(zip(target, shape))
+    res = np.reshape(res, [sizes[c] if c in have else 1 for c in distinct])
+    if distinct == target:
+        return np.broadcast_to(res, shape)
+    full = np.zeros(shape, dtype=np.result_type(res, np.float64))
+    np.einsum(target + "->" + distinct, full)[...] = res  # the diagonal, as a view
+    return full
+
+
+def trace_vjp(g, shape, offset=0, axis1=0, axis2=1):
+    """Adjoint of ``np.trace(x, offset, axis1, axis2)`` for ``x`` of ``shape``: ``g``
+    on the traced diagonal of every matrix, zero elsewhere."""
+    out = np.zeros(shape, dtype=np.result_type(g, np.float64))
+    mats = np.moveaxis(out, (axis1, axis2), (-2, -1))  # a view: writes land in out
+    n = np.diagonal(mats, offset, -2, -1).shape[-1]
+    rows = np.arange(n) + max(-offset, 0)
+    cols = np.arange(n) + max(offset, 0)
+    mats[..., rows, cols] = np.asarray(g)[..., None]
+    return out
+
+
+def nuc_vjp(x):
+    """The derivative of the nuclear norm of the matrix ``x``: ``U @ Vh`` of its SVD."""
+    u, _, vh = np.linalg.svd(x, full_matrices=False)
+    return u @ vh
 
 
 def cumsum_vjp(g, shape, axis=None):

@@ -689,3 +689,24 @@ def test_ufunc_out_and_where_are_refused_not_ignored():
     with pytest.raises(UnsupportedSyntax) as info:
         gradient(ufunc_where)(x)
     assert_located(info, ufunc_where, "np.sin(x, where=x > 0)", "where=")
+
+
+# -- NumPy warnings point at the user's line (issue 6, item 4) -------------------------------
+
+def w_log_of_zero(x):
+    d = x - x
+    return np.sum(np.log(d) * 0.0 + x)
+
+
+def test_numpy_warnings_point_at_the_users_line():
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gradient(w_log_of_zero)(np.ones(3))
+    numpy_warnings = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert numpy_warnings, "log(0) warns"
+    loc, _ = where(w_log_of_zero, "np.log(d)")
+    line = int(loc.split(":")[-2])
+    for w in numpy_warnings:
+        assert (w.filename, w.lineno) == (__file__, line), (w.filename, w.lineno, str(w.message))
+    assert any("divide by zero" in str(w.message) for w in numpy_warnings)

@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from ad_transform import gradient
+from ad_transform import MissingRule, gradient
 from ad_transform.testing import check_gradient, check_vjp
 
 # ------------------------------------------------------------------------------------
@@ -1110,17 +1110,27 @@ def f_var_correction(x):
     return np.var(x, correction=1)
 
 
-@pytest.mark.parametrize("fn", [f_sum_where, f_max_initial, f_var_correction])
-def test_reduction_options_without_rules_raise(fn):
-    # options the rules do not cover are refused, never ignored
-    with pytest.raises(NotImplementedError, match="no derivative rule"):
+def _line_of(fn, snippet):
+    import inspect
+    lines, start = inspect.getsourcelines(fn)
+    return next(start + k for k, line in enumerate(lines) if snippet in line)
+
+
+@pytest.mark.parametrize("fn,option", [(f_sum_where, "where="), (f_max_initial, "initial="),
+                                       (f_var_correction, "correction=")])
+def test_reduction_options_without_rules_raise(fn, option):
+    # options the rules do not cover are refused at the user's line, never ignored
+    with pytest.raises(MissingRule, match="no derivative rule") as info:
         gradient(fn)(np.ones(3))
+    assert option in str(info.value)
+    assert f"{__file__}:{_line_of(fn, 'return')}:" in str(info.value)
 
 
 def test_spectral_norm_is_reported_unsupported():
     # ord=2 of a matrix (its largest singular value) has no rule: it raises, never guesses
-    with pytest.raises(NotImplementedError, match="ord=2"):
+    with pytest.raises(MissingRule, match="ord=2") as info:
         gradient(f_spectral_norm)(np.arange(6.0).reshape(2, 3))
+    assert f"{__file__}:{_line_of(f_spectral_norm, 'return')}:" in str(info.value)
 
 
 @pytest.mark.parametrize("name", ZERO)
@@ -1194,3 +1204,101 @@ def test_docs_coverage_table_matches_registry():
     assert found.group(1).strip() == numpy_coverage_table().strip(), (
         f"the coverage table in {DOC} disagrees with the rule registry; regenerate it with\n"
         "    python -m ad_transform._coverage --write")
+
+
+# -- options and forms whose rules failed in the reverse pass (issue 6, item 4) --------------
+
+A33 = np.array([[2.0, -1.0, 0.5], [0.3, 1.5, -2.0], [1.0, 0.7, 3.0]])
+
+
+def f_sum_initial(x):
+    return np.sum(x, initial=1.0) * np.sum(x * x, axis=0, initial=-2.0)[0]
+
+
+def f_einsum_diag(a):
+    return np.einsum("ii", a) + np.sum(np.einsum("ii->i", a) ** 2)
+
+
+def f_einsum_repeated_with_other(a, v):
+    return np.einsum("ii,i->", a, v) + np.sum(np.einsum("iji->j", a[:, :2, None] * a[:, None, :]))
+
+
+def f_einsum_ellipsis(x, y):
+    return np.sum(np.einsum("...i,...i->...", x, y) ** 2) + np.sum(np.einsum("i...->...", x))
+
+
+def f_dot_3d(x, y):
+    return np.sum(np.sin(np.dot(x, y))) + np.sum(np.dot(x, y[0, :, 0]) ** 2)
+
+
+def f_trace_axes(x):
+    return np.sum(np.trace(x, axis1=1, axis2=2) ** 2) + np.sum(np.trace(x, 1, 0, 2) * 3.0)
+
+
+def f_norm_ords(x):
+    return (np.linalg.norm(x, ord=1) + np.linalg.norm(x, ord=np.inf) + np.linalg.norm(x, -np.inf)
+            + np.linalg.norm(x, ord=3) + np.linalg.norm(x, ord=0.5))
+
+
+def f_norm_ords_axis(x):
+    return (np.sum(np.linalg.norm(x, ord=1, axis=0)) + np.sum(np.linalg.norm(x, ord=np.inf, axis=1))
+            + np.sum(np.linalg.norm(x, ord=3, axis=1, keepdims=True) * x))
+
+
+def f_norm_nuc(a):
+    return np.linalg.norm(a, ord="nuc") + np.linalg.norm(a, "fro")
+
+
+@pytest.mark.parametrize("fn,args", [
+    (f_sum_initial, (np.array([[0.5, -1.2], [2.0, 0.3]]),)),
+    (f_einsum_diag, (A33,)),
+    (f_einsum_repeated_with_other, (A33, np.array([0.4, -1.0, 2.0]))),
+    (f_einsum_ellipsis, (np.arange(6.0).reshape(2, 3) / 5 - 0.3, np.linspace(-1, 1, 6).reshape(2, 3))),
+    (f_dot_3d, (np.linspace(-1, 1, 12).reshape(2, 3, 2), np.linspace(0, 2, 12).reshape(3, 2, 2))),
+    (f_trace_axes, (np.linspace(-1, 2, 24).reshape(2, 3, 4),)),
+    (f_norm_ords, (np.array([0.5, -2.0, 1.2, -0.1]),)),
+    (f_norm_ords_axis, (np.array([[0.5, -2.0, 1.2], [-0.3, 0.8, 1.9]]),)),
+    (f_norm_nuc, (A33,)),
+], ids=lambda v: getattr(v, "__name__", ""))
+def test_rules_for_options_that_used_to_fail(fn, args):
+    wrt = tuple(range(len(args)))
+    check_gradient(fn, *args, wrt=wrt)
+    check_vjp(fn, *args, wrt=wrt)
+
+
+def f_matrix_norm_1(a):
+    return np.linalg.norm(a, ord=1)
+
+
+def test_matrix_norm_without_rule_says_what_to_write():
+    with pytest.raises(MissingRule, match=r"np.max\(np.sum\(np.abs\(A\), axis=0\)\)") as info:
+        gradient(f_matrix_norm_1)(A33)
+    assert f"{__file__}:{_line_of(f_matrix_norm_1, 'return')}:" in str(info.value)
+
+
+def _broken(x):
+    return x * 2.0
+
+
+def _broken_rule(g, ans, x):
+    raise TypeError("a rule's internal failure")
+
+
+from ad_transform.rules.core import defprim, defvjp  # noqa: E402
+
+defvjp(defprim("test_broken", _broken, ("call", "_broken"), register=_broken), _broken_rule)
+
+
+def f_calls_broken(x):
+    y = x + 1.0
+    return _broken(y)
+
+
+def test_a_failing_rule_becomes_a_located_missing_rule():
+    # structural: any non-ADError exception in a rule is a MissingRule at the user's line
+    with pytest.raises(MissingRule) as info:
+        gradient(f_calls_broken)(1.5)
+    msg = str(info.value)
+    assert "_broken" in msg and "TypeError" in msg
+    assert f"{__file__}:{_line_of(f_calls_broken, 'return _broken')}:" in msg
+    assert isinstance(info.value.__cause__, TypeError)

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from ..ir import Primitive, current_builder
 
 __all__ = ["REGISTRY", "METHODS", "LOWERINGS", "defprim", "defvjp", "defzero", "deflowering",
-           "lookup", "lookup_method", "lookup_attr", "lookup_lowering", "value_of"]
+           "lookup", "lookup_method", "lookup_attr", "lookup_lowering", "value_of", "refuse"]
 
 REGISTRY: dict[Any, Primitive] = {}  # Python callable -> primitive
 METHODS: dict[tuple[type, str], Any] = {}  # (type, method name) -> primitive or lowering
@@ -43,6 +43,13 @@ def lookup_lowering(fn):
 def value_of(x):
     """The concrete value of an atom while IR is being built (rules may branch on shapes)."""
     return current_builder().value(x)
+
+
+def refuse(message: str):
+    """Raise :class:`~ad_transform.errors.MissingRule` at the equation being differentiated
+    (a rule's way to say "no derivative for these arguments; do this instead")."""
+    from ..errors import MissingRule
+    raise MissingRule(message, current_builder().loc)
 
 
 def _key(fn):

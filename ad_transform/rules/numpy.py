@@ -16,7 +16,7 @@ from ..ir import Var
 from .builtins import getitem
 from .math import _LN2, _LN10
 from .core import (ATTRS, METHODS, call_prim, defprim, deflowering, defvjp, defvjp_variadic,
-                   defzero, lookup, value_of)
+                   defzero, lookup, refuse, value_of)
 
 __all__ = []
 
@@ -74,6 +74,8 @@ flat_item = rt("flat_item", "g")
 block = rt("block", "g")
 tensordot_vjp = rt("tensordot_vjp", "g")
 einsum_vjp = rt("einsum_vjp", "g")
+trace_vjp = rt("trace_vjp", "g")
+nuc_vjp = rt("nuc_vjp", "g")
 cumsum_vjp = rt("cumsum_vjp", "g")
 prod_vjp = rt("prod_vjp", "g")
 tile_vjp = rt("tile_vjp", "g")
@@ -205,16 +207,20 @@ def _expand(g, x, axis, keepdims):
     return expand_dims(g, tuple(a % ndim(x) for a in axes) if len(axes) > 1 else axes[0] % ndim(x))
 
 
-def _plain(name, out, kw):
-    """Reduction rules cover ``axis``, ``dtype``, ``keepdims`` and ``ddof``; refuse the rest
-    (``where=``, ``initial=``, ``out=``, ``correction=``) instead of ignoring it."""
-    extra = [k for k, v in kw.items() if v is not None] + (["out"] if out is not None else [])
+def _plain(name, out, kw, allowed=()):
+    """Reduction rules cover ``axis``, ``dtype``, ``keepdims`` and ``ddof`` (and ``allowed``);
+    refuse the rest (``where=``, ``initial=``, ``out=``, ``correction=``) instead of
+    ignoring it."""
+    extra = [k for k, v in kw.items() if v is not None and k not in allowed]
+    extra += ["out"] if out is not None else []
     if extra:
-        raise NotImplementedError(f"np.{name}(..., {'=, '.join(extra)}=) has no derivative rule")
+        refuse(f"np.{name}(..., {'=, '.join(extra)}=) has no derivative rule; leave "
+               f"{'it' if len(extra) == 1 else 'them'} out (e.g. select with np.where first, "
+               "combine with the initial value after)")
 
 
 def _sum_rule(g, ans, x, axis=None, dtype=None, out=None, keepdims=False, **kw):
-    _plain("sum", out, kw)
+    _plain("sum", out, kw, allowed=("initial",))  # initial= adds a constant
     return _expand(g, x, axis, keepdims)
 
 
@@ -261,11 +267,34 @@ cumprod = defvjp(n("cumprod"),
                  lambda g, ans, x, axis=None, **kw: cumsum_vjp(g * ans, shape(x), axis) / x)
 
 
+_MATRIX_NORMS = {1: "np.max(np.sum(np.abs(A), axis=0))", -1: "np.min(np.sum(np.abs(A), axis=0))",
+                 np.inf: "np.max(np.sum(np.abs(A), axis=1))",
+                 -np.inf: "np.min(np.sum(np.abs(A), axis=1))"}
+
+
 def _norm_rule(g, ans, x, ord=None, axis=None, keepdims=False):
-    if ord not in (None, 2, "fro") or (ord == 2 and ndim(x) != 1 and axis is None):
-        raise NotImplementedError(f"np.linalg.norm(ord={ord!r}) has no derivative rule")
+    """Vector norms of every order (``ord=inf``/``-inf``: the entries of largest/smallest
+    magnitude share ``g``, as ties of ``np.max`` do; ``ord=0`` counts: no derivative),
+    and the matrix norms ``None``/``'fro'`` and ``'nuc'``."""
+    matrix = (axis is None and ndim(x) == 2 and ord is not None) or np.ndim(axis) == 1
+    if matrix and ord == "nuc" and axis is None:
+        return g * nuc_vjp(x)
+    if matrix and ord not in (None, "fro"):
+        hint = _MATRIX_NORMS.get(ord)
+        refuse(f"np.linalg.norm(A, ord={ord!r}) of a matrix has no derivative rule"
+               + (f"; write it as {hint}" if hint else "; use ord='fro' or 'nuc'"))
+    if ord == 0:
+        return None
+    gx = _expand(g, x, axis, keepdims)
     full = ans if keepdims or axis is None else expand_dims(ans, axis)
-    return _expand(g, x, axis, keepdims) * x / full
+    if ord in (None, 2, "fro"):
+        return gx * x / full
+    if ord in (np.inf, -np.inf):
+        return minmax_vjp(g, ans, absolute(x), axis, keepdims) * sign(x)
+    if ord == 1:
+        return gx * sign(x)
+    p = float(ord)
+    return gx * (sign(x) * power(absolute(x) / full, p - 1.0))
 
 
 norm = defvjp(linalg("norm"), _norm_rule)
@@ -316,8 +345,8 @@ def _dot_rule(matmul_rule, other):
             return g * other(a, b)
         if ndim(a) <= 2 and ndim(b) <= 2:
             return matmul_rule(g, ans, a, b)
-        raise NotImplementedError(
-            "np.dot of arrays with more than 2 dimensions has no rule; use matmul")
+        axes = ([-1], [-2 if ndim(b) >= 2 else 0])  # N-D dot is this tensordot
+        return tensordot_vjp(g, a, b, axes, 0 if matmul_rule is _matmul_a else 1)
     return rule
 
 
@@ -349,7 +378,9 @@ einsum = defvjp_variadic(n("einsum"),
                          einsum_vjp(g, spec, i - 1, *ops))
 eye = defzero(n("eye"))
 trace = defvjp(n("trace"),
-               lambda g, ans, x, offset=0: g * eye(shape(x)[0], shape(x)[1], offset))
+               lambda g, ans, x, offset=0, axis1=0, axis2=1, **kw:
+               g * eye(shape(x)[0], shape(x)[1], offset) if ndim(x) == 2 and (axis1, axis2) == (0, 1)
+               else trace_vjp(g, shape(x), offset, axis1, axis2))
 diag = defvjp(n("diag"), lambda g, ans, x, k=0: diag_vjp(g, shape(x), k))
 inv = defvjp(linalg("inv"), lambda g, ans, x: -_mm(_mT(ans), _mm(g, _mT(ans))))
 

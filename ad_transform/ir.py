@@ -16,6 +16,7 @@ from __future__ import annotations
 import builtins
 import contextvars
 import keyword
+import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -318,10 +319,13 @@ def _raw(x):
 
 
 def _peephole(prim, ins, vals):
-    """Identities that never change a value: ``x*1``, ``1*x``, ``x+0``, ``0+x``, ``x-0``, ``x/1``.
+    """Identities that never change a value: ``x*1``, ``1*x``, ``x/1``, ``x-0``,
+    ``x+(-0.0)``, ``(-0.0)+x``.
 
-    Applied only when the kept operand is a float (Python or NumPy floating
-    array), so dropping the operation loses no cast and no broadcast.
+    Not ``x+0.0``: it maps ``-0.0`` to ``0.0``, which ``math.copysign``, ``1/x``
+    or ``atan2`` downstream can see (and ``x-(-0.0)`` likewise).  Applied only when
+    the kept operand is a float (Python or NumPy floating array), so dropping
+    the operation loses no cast and no broadcast.
     """
     form = prim.form
     if form[0] != "binop" or len(ins) != 2 or form[1] not in _UNITS:
@@ -335,11 +339,13 @@ def _peephole(prim, ins, vals):
     return _NO_FOLD
 
 
-_UNITS = {"*": (1, True), "+": (0, True), "-": (0, False), "/": (1, False)}
+_UNITS = {"*": (1, True), "+": (-0.0, True), "-": (0, False), "/": (1, False)}
 
 
 def _is_unit(v, unit) -> bool:
-    return type(v) in (int, float) and v == unit
+    """``v`` is ``unit``, zeros told apart by sign (``x + 0.0`` is not ``x`` at ``-0.0``)."""
+    return (type(v) in (int, float) and v == unit
+            and (unit != 0 or math.copysign(1.0, v) == math.copysign(1.0, unit)))
 
 
 def _is_float(v) -> bool:

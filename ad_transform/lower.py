@@ -1113,7 +1113,8 @@ def _i_sum(lw, args, kwargs, node, hint):
 def _reduce_minmax(prim, pyfn):
     def intrinsic(lw, args, kwargs, node, hint):
         if len(args) == 1 and not kwargs and isinstance(args[0], Var) and isinstance(
-                lw.b.value(args[0]), np.ndarray):
+                lw.b.value(args[0]), np.ndarray) and lw.b.value(args[0]).ndim == 1:
+            # (of a 2-D array Python compares rows below, and raises as it does)
             lw.b.loc = lw.loc(node)
             return lw.b.apply(lookup(getattr(np, pyfn.__name__)), (args[0],), {"axis": 0}, hint)
         items = lw.iterate(args[0], node) if len(args) == 1 else list(args)

@@ -12,7 +12,7 @@ import numpy as np
 __all__ = ["PathMiss", "sum_items", "sign", "log_or_zero", "same", "snapshot", "signature", "signatures", "sum_axes", "sum_to", "fit_shape",
            "expand_reduced", "minmax_vjp", "getitem_vjp", "index_tuple", "setitem",
            "setitem_vjp", "written", "pack",
-           "flat_item", "concatenate", "stack", "block", "tensordot_vjp", "einsum_vjp", "trace_vjp", "nuc_vjp", "cumsum_vjp",
+           "flat_item", "concatenate", "stack", "block", "tensordot_vjp", "einsum_vjp", "trace_vjp", "sort_vjp", "nuc_vjp", "cumsum_vjp",
            "prod_vjp", "tile_vjp", "repeat_vjp", "diag_vjp", "logabsdet", "slogdet_sign", "as_grad"]
 
 
@@ -315,6 +315,19 @@ def trace_vjp(g, shape, offset=0, axis1=0, axis2=1):
     rows = np.arange(n) + max(-offset, 0)
     cols = np.arange(n) + max(offset, 0)
     mats[..., rows, cols] = np.asarray(g)[..., None]
+    return out
+
+
+def sort_vjp(g, x, axis=-1):
+    """Adjoint of ``np.sort(x, axis)``: ``g`` routed back through the permutation that
+    sorted ``x`` (entries that tie have equal values: each gets its own slot's ``g``)."""
+    x = np.asarray(x)
+    if axis is None:
+        out = np.zeros(x.size, dtype=np.result_type(g, np.float64))
+        out[np.argsort(x, axis=None, kind="stable")] = np.ravel(g)
+        return out.reshape(x.shape)
+    out = np.zeros(x.shape, dtype=np.result_type(g, np.float64))
+    np.put_along_axis(out, np.argsort(x, axis=axis, kind="stable"), g, axis=axis)
     return out
 
 

@@ -1302,3 +1302,29 @@ def test_a_failing_rule_becomes_a_located_missing_rule():
     assert "_broken" in msg and "TypeError" in msg
     assert f"{__file__}:{_line_of(f_calls_broken, 'return _broken')}:" in msg
     assert isinstance(info.value.__cause__, TypeError)
+
+
+# -- semantics: np.sort routes the gradient through its permutation (issue 6) ------------------
+
+def f_sort_last(x):
+    return np.sort(x)
+
+
+def f_sort_axis0(x):
+    return np.sort(x, axis=0)
+
+
+def f_sort_flat(x):
+    return np.sort(x, axis=None)
+
+
+@pytest.mark.parametrize("fn", [f_sort_last, f_sort_axis0, f_sort_flat], ids=lambda f: f.__name__)
+def test_sort_gradient_goes_through_the_permutation(fn):
+    x = np.array([[3.0, 1.0, 2.0], [0.5, -1.0, 4.0]])
+    check_vjp(fn, x)
+    check_vjp(fn, x[0])
+    check_gradient(lambda_free_sort_sum, x[0])
+
+
+def lambda_free_sort_sum(x):
+    return np.sum(np.sort(x) * np.array([1.0, 2.0, 3.0]))

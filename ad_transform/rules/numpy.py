@@ -178,8 +178,13 @@ sinc = defvjp(n("sinc"),  # (Var == 0 would compare identities: use the primitiv
 for _name in ("floor", "ceil", "round", "around", "rint", "trunc", "fix", "isnan", "isfinite",
               "isinf", "greater", "less", "equal", "not_equal", "greater_equal", "less_equal",
               "argmax", "argmin", "argsort", "nonzero", "count_nonzero", "logical_or",
-              "logical_not", "sort"):
+              "logical_not"):
     defzero(n(_name))
+sort_vjp = rt("sort_vjp", "g")
+sort = defvjp(n("sort"),  # a permutation: the gradient goes back through it
+              lambda g, ans, x, axis=-1, kind=None, order=None, **kw:
+              refuse("np.sort(..., order=) has no derivative rule") if order is not None
+              else sort_vjp(g, x, axis))
 equal, isnan = lookup(np.equal), lookup(np.isnan)
 logical_or, logical_not = lookup(np.logical_or), lookup(np.logical_not)
 

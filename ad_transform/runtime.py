@@ -37,7 +37,7 @@ def sum_items(start, *items):
 
 def sign(x):
     """-1, 0 or 1: the derivative of ``abs`` (0 at 0, as in JAX and autograd)."""
-    if isinstance(x, np.ndarray):
+    if isinstance(x, (np.ndarray, np.generic)):  # np.float64 too: its bools do not subtract
         return np.sign(x)
     return (x > 0) - (x < 0) + 0.0
 

@@ -192,7 +192,72 @@ def _user_attribute(obj, name) -> bool:
     if isinstance(obj, type):
         return name in vars(obj) and _is_user_code(obj)
     attrs = getattr(obj, "__dict__", None)
-    return isinstance(attrs, dict) and name in attrs
+    if isinstance(attrs, dict) and name in attrs:
+        return True
+    # through an instance of the user's class: a class attribute, a property (its getter
+    # runs again at run time) or a __slots__ member; not a method (resolved by the class)
+    static = inspect.getattr_static(obj, name, None)
+    return _is_user_code(type(obj)) and not isinstance(
+        static, (types.FunctionType, staticmethod, classmethod))
+
+
+# NumPy functions whose result's shape depends on the values of their operands, not only
+# on their shapes (a mask's count, the distinct values, ...), and those whose shape follows
+# a count or shape operand (guarded when that operand is traced, i.e. read at run time).
+_VALUE_SHAPED = frozenset({
+    "nonzero", "flatnonzero", "argwhere", "unique", "unique_values", "unique_counts",
+    "unique_inverse", "unique_all", "compress", "extract", "trim_zeros", "setdiff1d",
+    "intersect1d", "union1d", "setxor1d", "histogram", "bincount"})
+_COUNT_SHAPED = frozenset({
+    "repeat", "arange", "linspace", "delete", "insert", "resize", "tile", "full", "zeros",
+    "ones", "empty", "eye", "identity", "reshape", "broadcast_to", "take"})
+
+
+def _has_mask(idx) -> bool:
+    if isinstance(idx, np.ndarray):
+        return idx.dtype == np.bool_
+    if isinstance(idx, (tuple, list)):
+        return any(_has_mask(i) for i in idx)
+    return False
+
+
+def _value_shaped(prim, ins, vals) -> bool:
+    """Can the type, shape or dtype of ``prim(*vals)`` change with the *values* (not the
+    signatures) of its operands?  Such a result's signature is guarded where it is made."""
+    if prim is B.getitem:  # an element of a list/dict/object, or a boolean-mask selection
+        return type(vals[0]) is not np.ndarray or _has_mask(vals[1])
+    if prim in (B.call_opaque, B.load_global, B.load_cell) or prim.form[0] in (
+            "getattr", "method", "call_obj"):
+        return True  # a library's or the user's object: anything may come back
+    if prim.form[:2] in (("binop", "**"), ("call", "pow")):  # 2 ** -1 is a float
+        return all(type(v) is int for v in vals[:2])
+    name = prim.name.rsplit(".", 1)[-1]
+    if name == "where":
+        return len(vals) == 1
+    if name in _VALUE_SHAPED:
+        return True
+    return name in _COUNT_SHAPED and any(isinstance(x, Var) for x in ins[1:])
+
+
+class _PathBuilder(Builder):
+    """The lowering's :class:`Builder`.  Invariant it keeps: the type (and an array's shape
+    and dtype) of every traced value is fixed by guarded facts.  Inputs and values read
+    from outside are guarded by :meth:`Lowerer._load_outside` and the entry guard; a value
+    whose signature may depend on its operands' *values* (:func:`_value_shaped`: a mask
+    selection, ``np.nonzero``, an element of a traced container, an attribute of a traced
+    object, an opaque call's result) gets a ``guard_types`` right after it is made.  So
+    :meth:`Lowerer.sig` may read any traced value's type, shape and dtype."""
+
+    def __init__(self, lowerer, namer, max_eqns):
+        super().__init__(namer, max_eqns)
+        self.lowerer = lowerer
+
+    def _emit(self, prim, ins, vals, params, hint):
+        out = super()._emit(prim, ins, vals, params, hint)
+        if self.phase == "primal" and _value_shaped(prim, ins, vals):
+            self.lowerer._decide(B.guard_types, (out,), runtime.signatures(self.values[out]),
+                                 None)
+        return out
 
 
 def _describe(fn) -> str:
@@ -206,7 +271,7 @@ class Lowerer:
         self.fn = fn
         self.wrt = wrt
         self.namer = Namer()
-        self.b = Builder(self.namer, max_eqns)
+        self.b = _PathBuilder(self, self.namer, max_eqns)
         self.decisions: list = []
         self.guarded: dict = {}
         self.loads: dict = {}
@@ -313,7 +378,8 @@ class Lowerer:
         if key in self.guarded:
             return
         self.guarded[key] = expect
-        self.b.loc = self.loc(node)
+        if node is not None:
+            self.b.loc = self.loc(node)
         self.b.guard(prim, ins, {"expect": expect, "index": len(self.decisions)})
         self.decisions.append(expect)
 

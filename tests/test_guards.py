@@ -206,3 +206,236 @@ def test_property_through_instance_is_read_at_run_time():
         assert np.isclose(g(1.5), numerical_gradient(with_property, [1.5], 0))
     finally:
         CONFIG._k = 1.0
+
+
+# -- text baked into the path ------------------------------------------------------------
+
+def text_of_array(x, v):
+    return np.sum(x) * len(f"{v}")
+
+
+def text_of_str(x, v):
+    return np.sum(x) * len(str(v))
+
+
+def text_of_percent(x, v):
+    return np.sum(x) * len("%s" % v)
+
+
+def text_of_list(x, a, b):
+    return np.sum(x) * len(f"{[a, b]}")
+
+
+@pytest.mark.parametrize("f", [text_of_array, text_of_str, text_of_percent])
+def test_text_of_an_array_is_guarded(f):
+    x = np.ones(2)
+    twice(f, (x, np.array([1.0, 2.0])), (x, np.array([10.0, 200.0])))
+
+
+def test_text_of_a_list_of_traced_values_is_guarded():
+    x = np.ones(2)
+    twice(text_of_list, (x, 1.0, 2.0), (x, 100.0, 2.0))
+
+
+# -- replaced defaults and code of inlined helpers ------------------------------------------
+
+def _helper(x, k=2.0):
+    return x * k
+
+
+def _helper_kw(x, *, k=2.0):
+    return x * k
+
+
+def _other(x, k=2.0):
+    return x * x * k
+
+
+def uses_helper(x):
+    return _helper(x) + x
+
+
+def uses_helper_kw(x):
+    return _helper_kw(x) + x
+
+
+def test_replaced_defaults_of_a_helper_are_guarded():
+    g = gradient(uses_helper)
+    saved = _helper.__defaults__
+    try:
+        g(1.5)
+        _helper.__defaults__ = (5.0,)
+        assert np.isclose(g(1.5), numerical_gradient(uses_helper, [1.5], 0))
+    finally:
+        _helper.__defaults__ = saved
+
+
+def test_replaced_kwdefaults_of_a_helper_are_guarded():
+    g = gradient(uses_helper_kw)
+    saved = _helper_kw.__kwdefaults__
+    try:
+        g(1.5)
+        _helper_kw.__kwdefaults__ = {"k": 5.0}
+        assert np.isclose(g(1.5), numerical_gradient(uses_helper_kw, [1.5], 0))
+    finally:
+        _helper_kw.__kwdefaults__ = saved
+
+
+def test_replaced_code_of_a_helper_is_guarded():
+    g = gradient(uses_helper)
+    saved = _helper.__code__
+    try:
+        g(1.5)
+        _helper.__code__ = _other.__code__
+        assert np.isclose(g(1.5), numerical_gradient(uses_helper, [1.5], 0))
+    finally:
+        _helper.__code__ = saved
+
+
+def changing(x, k=3.0):
+    return x * k
+
+
+def test_replaced_defaults_of_the_differentiated_function_are_refused():
+    g = gradient(changing)
+    saved = changing.__defaults__
+    try:
+        assert np.isclose(g(1.5, 2.0), 2.0)
+        g(1.5)
+        changing.__defaults__ = (7.0,)
+        with pytest.raises(ADError) as e:
+            g(1.5, 1)  # a new type: lowered again
+        located(e, "__defaults__", "changing", "define a new function")
+    finally:
+        changing.__defaults__ = saved
+
+
+# -- random generators called inside the function ------------------------------------------
+
+RNG = np.random.default_rng(0)
+
+
+def global_np_random(x):
+    return np.sum(x * np.random.rand(2))
+
+
+def global_generator(x):
+    return np.sum(x * RNG.normal(size=2))
+
+
+def python_random(x):
+    return x * random.random()
+
+
+def fresh_generator(x):
+    return np.sum(x * np.random.default_rng().normal(size=2))
+
+
+@pytest.mark.parametrize("f", [global_np_random, global_generator, python_random,
+                               fresh_generator])
+def test_random_generators_are_refused(f):
+    with pytest.raises(ADError) as e:
+        gradient(f)(np.ones(2))
+    located(e, "random number generator", "pass the random draw in as an argument")
+
+
+def generator_argument(x, rng):
+    return np.sum(x * rng.normal(size=2))
+
+
+def test_a_generator_passed_in_draws_at_run_time():
+    g = gradient(generator_argument)
+    g(np.ones(2), np.random.default_rng(1))
+    got = g(np.ones(2), np.random.default_rng(2))
+    np.testing.assert_allclose(got, np.random.default_rng(2).normal(size=2))
+
+
+# -- in-place arithmetic on arrays -------------------------------------------------------
+
+def aliased_iadd(x):
+    y = x * 2.0
+    z = y
+    y += x
+    return np.sum(z)
+
+
+def view_iadd(x):
+    y = x * 2.0
+    v = y[0:2]
+    y += x
+    return np.sum(v)
+
+
+def input_iadd(x):
+    x += 1.0
+    return np.sum(x)
+
+
+def casting_iadd(x):
+    y = np.zeros(2, dtype=np.float32)
+    y += x
+    return np.sum(y)
+
+
+@pytest.mark.parametrize("f, words", [(aliased_iadd, "also bound to z"),
+                                      (view_iadd, "also bound to v"),
+                                      (input_iadd, "input array"),
+                                      (casting_iadd, "shape or dtype")])
+def test_inplace_array_update_seen_elsewhere_is_refused(f, words):
+    with pytest.raises(ADError) as e:
+        gradient(f)(np.arange(2.0))
+    located(e, "in-place '+='", words)
+
+
+def constant_aliased_iadd(x):
+    y = np.zeros(2)
+    z = y
+    y += x
+    return np.sum(z * x)
+
+
+def test_inplace_update_of_a_constant_array_seen_elsewhere_is_refused():
+    with pytest.raises(ADError) as e:
+        gradient(constant_aliased_iadd)(np.arange(2.0))
+    located(e, "in-place '+='", "also bound to z")
+
+
+def private_iadd(x):
+    y = x * 2.0
+    y += x
+    return np.sum(y * y)
+
+
+def test_inplace_array_update_of_a_private_array():
+    twice(private_iadd, (np.arange(3.0),), (np.arange(4.0) - 1.0,))
+
+
+# -- structure: one place reads values ---------------------------------------------------
+
+ALLOWED = {"_fact", "sig", "_memory", "lower", "_emit"}
+
+
+def test_lowering_reads_values_only_through_facts():
+    """In lower.py, only the fact readers touch the builder's concrete values; every other
+    read goes through them (each documented: guarded by value, by signature, or a
+    memory-sharing check)."""
+    import ast
+    import inspect as _inspect
+
+    from ad_transform import lower
+
+    tree = ast.parse(_inspect.getsource(lower))
+    bad = []
+
+    def visit(node, where):
+        for child in ast.iter_child_nodes(node):
+            name = child.name if isinstance(child, (ast.FunctionDef, ast.ClassDef)) else where
+            if isinstance(child, ast.Attribute) and child.attr in ("value", "values") and (
+                    isinstance(child.value, ast.Attribute) and child.value.attr == "b"
+                    or child.attr == "values" and isinstance(child.value, ast.Name)
+                    and child.value.id == "self") and where not in ALLOWED:
+                bad.append(f"{where}:{child.lineno}")
+            visit(child, name)
+
+    visit(tree, "<module>")
+    assert not bad, f"concrete values read outside the fact readers: {bad}"

@@ -28,6 +28,7 @@ object, which is a constant.
 from __future__ import annotations
 
 import builtins
+import datetime
 import inspect
 import operator
 import random
@@ -242,6 +243,8 @@ def _value_shaped(prim, ins, vals) -> bool:
         return True  # a library's or the user's object: anything may come back
     if prim.form[:2] in (("binop", "**"), ("call", "pow")):  # 2 ** -1 is a float
         return all(type(v) is int for v in vals[:2])
+    if prim in (B.max2, B.min2, B.sum_items):  # max(1, 2.0) is 2.0, max(3, 2.0) is 3
+        return len({type(v) for v in vals}) > 1
     name = prim.name.rsplit(".", 1)[-1]
     if name == "where":
         return len(vals) == 1
@@ -275,14 +278,30 @@ _RNG_TYPES = (random.Random, np.random.Generator, np.random.RandomState,
               np.random.BitGenerator)
 
 
+_CLOCKS = {("time", n) for n in ("time", "time_ns", "perf_counter", "perf_counter_ns",
+                                  "monotonic", "monotonic_ns", "process_time", "thread_time")}
+_CLOCKS |= {("os", "urandom"), ("os", "getenv"), ("uuid", "uuid1"), ("uuid", "uuid4")}
+
+
 def _draws_random(func) -> bool:
     """``func`` draws from a random generator held outside the traced values
     (``np.random.rand``, ``random.random``, ``rng.normal`` on a global ``rng``)."""
     owner = getattr(func, "__self__", None)
     return isinstance(owner, _RNG_TYPES) or (
-        getattr(func, "__module__", None) in ("numpy.random", "random")
+        getattr(func, "__module__", None) in ("numpy.random", "random", "secrets")
         and getattr(func, "__name__", "") not in ("default_rng", "Generator", "RandomState",
                                                   "Random", "PCG64", "SeedSequence"))
+
+
+def _reads_world(func) -> bool:
+    """``func`` reads the clock or the environment: its answer changes between calls."""
+    mod = getattr(func, "__module__", None)
+    if mod == "posix" or mod == "nt":
+        mod = "os"
+    owner = getattr(func, "__self__", None)
+    if isinstance(owner, type) and issubclass(owner, (datetime.date, datetime.time)):
+        return getattr(func, "__name__", "") in ("now", "today", "utcnow")
+    return _hashable(func) and (mod, getattr(func, "__name__", "")) in _CLOCKS
 
 
 def _describe(fn) -> str:
@@ -1061,6 +1080,12 @@ class Lowerer:
                 f"call of the random number generator {_describe(func)}: a draw made while "
                 "ad_transform traces the function would be frozen into its compiled path; "
                 "pass the random draw in as an argument instead", self.loc(node))
+        if _reads_world(func):
+            raise UnsupportedSyntax(
+                f"call of {_describe(func)}, whose answer changes from call to call (the "
+                "clock, the environment): it would be read once while ad_transform traces "
+                "the function and frozen into its compiled path; pass the value in as an "
+                "argument instead", self.loc(node))
         return self.call(func, args, kwargs, node, hint)
 
     def call(self, func, args, kwargs, node, hint=None):

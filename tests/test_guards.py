@@ -4,8 +4,10 @@ Each test differentiates on a first input, then on a second input that must take
 path (a new length, shape, type or value), and checks the second gradient against central
 finite differences, or checks the located error that refuses the construct.
 """
+import os
 import random
 import re
+import time
 
 import numpy as np
 import pytest
@@ -439,3 +441,31 @@ def test_lowering_reads_values_only_through_facts():
 
     visit(tree, "<module>")
     assert not bad, f"concrete values read outside the fact readers: {bad}"
+
+
+# -- more of the same class, found while auditing ---------------------------------------------
+
+def mixed_max(x, m):
+    k = max(m, 2.0)
+    if isinstance(k, int):
+        return x * x
+    return x
+
+
+def test_type_of_mixed_max_is_guarded():
+    twice(mixed_max, (3.0, 1), (3.0, 3))
+
+
+def reads_clock(x):
+    return x * time.time()
+
+
+def reads_environment(x):
+    return x * len(os.getenv("HOME") or "")
+
+
+@pytest.mark.parametrize("f", [reads_clock, reads_environment])
+def test_clock_and_environment_reads_are_refused(f):
+    with pytest.raises(ADError) as e:
+        gradient(f)(1.0)
+    located(e, "changes from call to call", "pass the value in as an argument")

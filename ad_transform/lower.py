@@ -241,8 +241,13 @@ def _value_shaped(prim, ins, vals) -> bool:
     if prim in (B.call_opaque, B.load_global, B.load_cell) or prim.form[0] in (
             "getattr", "method", "call_obj"):
         return True  # a library's or the user's object: anything may come back
-    if prim.form[:2] in (("binop", "**"), ("call", "pow")):  # 2 ** -1 is a float
-        return all(type(v) is int for v in vals[:2])
+    if prim.form[:2] in (("binop", "**"), ("call", "pow")):
+        a, b = vals[:2]
+        if type(a) is int and type(b) is int:
+            return True  # 2 ** -1 is a float
+        # (-8.0) ** (1 / 3) is complex: a float exponent that may be fractional
+        return type(a) in (int, float) and type(b) is float and (
+            isinstance(ins[1], Var) or not b.is_integer())
     if prim in (B.max2, B.min2, B.sum_items):  # max(1, 2.0) is 2.0, max(3, 2.0) is 3
         return len({type(v) for v in vals}) > 1
     name = prim.name.rsplit(".", 1)[-1]

@@ -469,3 +469,14 @@ def test_clock_and_environment_reads_are_refused(f):
     with pytest.raises(ADError) as e:
         gradient(f)(1.0)
     located(e, "changes from call to call", "pass the value in as an argument")
+
+
+def fractional_power(x, b):
+    y = b ** 0.5
+    if isinstance(y, complex):
+        return x * x
+    return x * y
+
+
+def test_type_of_a_fractional_power_is_guarded():
+    twice(fractional_power, (2.0, 4.0), (2.0, -4.0))

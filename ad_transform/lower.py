@@ -28,10 +28,13 @@ object, which is a constant.
 from __future__ import annotations
 
 import builtins
+import datetime
 import inspect
 import operator
+import random
 import sys
 import types
+import weakref
 
 import gast
 import numpy as np
@@ -54,6 +57,9 @@ BINOPS = {
     gast.BitOr: operator.or_, gast.BitXor: operator.xor, gast.LShift: operator.lshift,
     gast.RShift: operator.rshift,
 }
+_SYMBOLS = {gast.Add: "+", gast.Sub: "-", gast.Mult: "*", gast.Div: "/", gast.FloorDiv: "//",
+            gast.Mod: "%", gast.Pow: "**", gast.MatMult: "@", gast.BitAnd: "&",
+            gast.BitOr: "|", gast.BitXor: "^", gast.LShift: "<<", gast.RShift: ">>"}
 UNARY = {gast.USub: operator.neg, gast.UAdd: operator.pos, gast.Not: operator.not_,
          gast.Invert: operator.invert}
 COMPARE = {
@@ -64,6 +70,9 @@ COMPARE = {
 }
 _DATA_TYPES = (int, float, complex)  # read at run time when they come from globals or cells
 _IMMUTABLE = (int, float, complex, bool, str, bytes, type(None), np.generic)
+
+
+_FIRST_SEEN: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # see _check_unchanged
 
 
 class _Return(Exception):
@@ -192,7 +201,112 @@ def _user_attribute(obj, name) -> bool:
     if isinstance(obj, type):
         return name in vars(obj) and _is_user_code(obj)
     attrs = getattr(obj, "__dict__", None)
-    return isinstance(attrs, dict) and name in attrs
+    if isinstance(attrs, dict) and name in attrs:
+        return True
+    # through an instance of the user's class: a class attribute, a property (its getter
+    # runs again at run time) or a __slots__ member; not a method (resolved by the class)
+    static = inspect.getattr_static(obj, name, None)
+    return _is_user_code(type(obj)) and not isinstance(
+        static, (types.FunctionType, staticmethod, classmethod))
+
+
+# NumPy functions whose result's shape depends on the values of their operands, not only
+# on their shapes (a mask's count, the distinct values, ...), and those whose shape follows
+# a count or shape operand (guarded when that operand is traced, i.e. read at run time).
+_VALUE_SHAPED = frozenset({
+    "nonzero", "flatnonzero", "argwhere", "unique", "unique_values", "unique_counts",
+    "unique_inverse", "unique_all", "compress", "extract", "trim_zeros", "setdiff1d",
+    "intersect1d", "union1d", "setxor1d", "histogram", "bincount"})
+_COUNT_SHAPED = frozenset({
+    "repeat", "arange", "linspace", "delete", "insert", "resize", "tile", "full", "zeros",
+    "ones", "empty", "eye", "identity", "reshape", "broadcast_to", "take"})
+
+
+def _has_mask(idx) -> bool:
+    if isinstance(idx, np.ndarray):
+        return idx.dtype == np.bool_
+    if isinstance(idx, (tuple, list)):
+        return any(_has_mask(i) for i in idx)
+    return False
+
+
+def _value_shaped(prim, ins, vals) -> bool:
+    """Can the type, shape or dtype of ``prim(*vals)`` change with the *values* (not the
+    signatures) of its operands?  Such a result's signature is guarded where it is made."""
+    if not any(isinstance(x, Var) for x in ins):
+        return False  # a read from outside (a global, a cell, an attribute): the reader
+        # guards it (Lowerer._load_outside, Lowerer._guard_function)
+    if prim is B.getitem:  # an element of a list/dict/object, or a boolean-mask selection
+        return type(vals[0]) is not np.ndarray or _has_mask(vals[1])
+    if prim in (B.call_opaque, B.load_global, B.load_cell) or prim.form[0] in (
+            "getattr", "method", "call_obj"):
+        return True  # a library's or the user's object: anything may come back
+    if prim.form[:2] in (("binop", "**"), ("call", "pow")):
+        a, b = vals[:2]
+        if type(a) is int and type(b) is int:
+            return True  # 2 ** -1 is a float
+        # (-8.0) ** (1 / 3) is complex: a float exponent that may be fractional
+        return type(a) in (int, float) and type(b) is float and (
+            isinstance(ins[1], Var) or not b.is_integer())
+    if prim in (B.max2, B.min2, B.sum_items):  # max(1, 2.0) is 2.0, max(3, 2.0) is 3
+        return len({type(v) for v in vals}) > 1
+    name = prim.name.rsplit(".", 1)[-1]
+    if name == "where":
+        return len(vals) == 1
+    if name in _VALUE_SHAPED:
+        return True
+    return name in _COUNT_SHAPED and any(isinstance(x, Var) for x in ins[1:])
+
+
+class _PathBuilder(Builder):
+    """The lowering's :class:`Builder`.  Invariant it keeps: the type (and an array's shape
+    and dtype) of every traced value is fixed by guarded facts.  Inputs and values read
+    from outside are guarded by :meth:`Lowerer._load_outside` and the entry guard; a value
+    whose signature may depend on its operands' *values* (:func:`_value_shaped`: a mask
+    selection, ``np.nonzero``, an element of a traced container, an attribute of a traced
+    object, an opaque call's result) gets a ``guard_types`` right after it is made.  So
+    :meth:`Lowerer.sig` may read any traced value's type, shape and dtype."""
+
+    def __init__(self, lowerer, namer, max_eqns):
+        super().__init__(namer, max_eqns)
+        self.lowerer = lowerer
+
+    def _emit(self, prim, ins, vals, params, hint):
+        out = super()._emit(prim, ins, vals, params, hint)
+        if self.phase == "primal" and _value_shaped(prim, ins, vals):
+            self.lowerer._decide(B.guard_types, (out,), runtime.signatures(self.values[out]),
+                                 None)
+        return out
+
+
+_RNG_TYPES = (random.Random, np.random.Generator, np.random.RandomState,
+              np.random.BitGenerator)
+
+
+_CLOCKS = {("time", n) for n in ("time", "time_ns", "perf_counter", "perf_counter_ns",
+                                  "monotonic", "monotonic_ns", "process_time", "thread_time")}
+_CLOCKS |= {("os", "urandom"), ("os", "getenv"), ("uuid", "uuid1"), ("uuid", "uuid4")}
+
+
+def _draws_random(func) -> bool:
+    """``func`` draws from a random generator held outside the traced values
+    (``np.random.rand``, ``random.random``, ``rng.normal`` on a global ``rng``)."""
+    owner = getattr(func, "__self__", None)
+    return isinstance(owner, _RNG_TYPES) or (
+        getattr(func, "__module__", None) in ("numpy.random", "random", "secrets")
+        and getattr(func, "__name__", "") not in ("default_rng", "Generator", "RandomState",
+                                                  "Random", "PCG64", "SeedSequence"))
+
+
+def _reads_world(func) -> bool:
+    """``func`` reads the clock or the environment: its answer changes between calls."""
+    mod = getattr(func, "__module__", None)
+    if mod == "posix" or mod == "nt":
+        mod = "os"
+    owner = getattr(func, "__self__", None)
+    if isinstance(owner, type) and issubclass(owner, (datetime.date, datetime.time)):
+        return getattr(func, "__name__", "") in ("now", "today", "utcnow")
+    return _hashable(func) and (mod, getattr(func, "__name__", "")) in _CLOCKS
 
 
 def _describe(fn) -> str:
@@ -206,7 +320,7 @@ class Lowerer:
         self.fn = fn
         self.wrt = wrt
         self.namer = Namer()
-        self.b = Builder(self.namer, max_eqns)
+        self.b = _PathBuilder(self, self.namer, max_eqns)
         self.decisions: list = []
         self.guarded: dict = {}
         self.loads: dict = {}
@@ -231,6 +345,7 @@ class Lowerer:
                 self._check_wrt(params[i], args[i])
                 self.b.active.add(inputs[i])
             self._decide(B.guard_types, inputs, runtime.signatures(*args), src.node)
+            self._check_unchanged(fn, src.node)
             self.inputs = set(inputs)
             locals_ = dict(zip(params, inputs))
             scope = Scope(locals_, None, fn.__globals__, self._cells(fn), _local_names(src.node))
@@ -256,6 +371,20 @@ class Lowerer:
         prog.namer = self.namer
         prog.return_loc = self.return_loc
         return prog
+
+    def _check_unchanged(self, fn, node):
+        """The differentiated function's ``__code__`` and defaults are those it had when it
+        was first lowered (the caller binds arguments by the signature it read then):
+        a replaced one raises here, on the next lowering.  (Not re-checked on every call:
+        see docs/python-subset.md.)"""
+        now = (fn.__code__, runtime.snapshot(fn.__defaults__), runtime.snapshot(fn.__kwdefaults__))
+        first = _FIRST_SEEN.setdefault(fn, now)
+        if first[0] is not now[0] or not runtime.same(list(first[1:]), list(now[1:])):
+            what = "__code__" if first[0] is not now[0] else "__defaults__/__kwdefaults__"
+            raise UnsupportedSyntax(
+                f"the {what} of {fn.__qualname__} was replaced after it was first "
+                "differentiated; ad_transform does not follow a function whose code or "
+                "defaults change: define a new function instead", self.loc(node))
 
     def _check_wrt(self, name, value):
         a = self.src.node.args  # errors point at the parameter in the signature
@@ -313,21 +442,45 @@ class Lowerer:
         if key in self.guarded:
             return
         self.guarded[key] = expect
-        self.b.loc = self.loc(node)
+        if node is not None:
+            self.b.loc = self.loc(node)
         self.b.guard(prim, ins, {"expect": expect, "index": len(self.decisions)})
         self.decisions.append(expect)
+
+    # -- the only places lowering reads a concrete value ----------------------------
+    # tests/test_guards.py::test_lowering_reads_values_only_through_facts checks that no
+    # other code in this module reads ``b.value``/``b.values``.
+    def _fact(self, x):
+        """The concrete value of ``x``, for :meth:`truth`, :meth:`concrete` and guards
+        only: each records the guard that re-checks what it read (or raises)."""
+        return self.b.value(x)
+
+    def sig(self, x):
+        """The concrete value of ``x``, to read its type, and an array's shape, ndim and
+        dtype: nothing else (values go through :meth:`truth` or :meth:`concrete`).  Sound
+        without a new guard: :class:`_PathBuilder` keeps every traced value's signature
+        fixed by guarded facts.  (Rules read shapes the same way, through
+        ``rules.core.value_of``.)"""
+        return self.b.value(x)
+
+    def _memory(self, x):
+        """The array behind ``x``, to ask which bindings share its memory (item-assignment
+        and ``+=`` aliasing checks).  Sharing follows from the operations that made the
+        arrays (a slice is a view, arithmetic makes a new array), which the path fixes,
+        and from the inputs' own memory, which only makes a check refuse more."""
+        return self.b.value(x)
 
     def truth(self, x, node) -> bool:
         if not isinstance(x, Var):
             return bool(x)
-        outcome = bool(self.b.value(x))
+        outcome = bool(self._fact(x))
         self._decide(B.guard_truth, (x,), outcome, node)
         return outcome
 
     def concrete(self, x, node):
         """The value of ``x`` where Python needs it now (a count, an index, a key)."""
         if isinstance(x, Var):
-            value = self.b.value(x)
+            value = self._fact(x)
             if hasattr(value, "shape") and getattr(value, "ndim", 0) > 0:
                 return x  # an index array stays traced
             # against a snapshot: a list or dict may change in place before the next call
@@ -337,6 +490,19 @@ class Lowerer:
             return tuple(self.concrete(i, node) for i in x)
         if isinstance(x, slice):
             return slice(*(self.concrete(i, node) for i in (x.start, x.stop, x.step)))
+        return x
+
+    def plain(self, x, node):
+        """``x`` as a plain Python value, every traced part in it guarded by value
+        (against a snapshot): for text baked into the path."""
+        if isinstance(x, Var):
+            value = self._fact(x)
+            self._decide(B.guard_eq, (x,), runtime.snapshot(value), node)
+            return value
+        if isinstance(x, (list, tuple)) and _contains_var(x):
+            return type(x)(self.plain(i, node) for i in x)
+        if isinstance(x, dict) and _contains_var(x):
+            return {k: self.plain(i, node) for k, i in x.items()}
         return x
 
     # -- statements ------------------------------------------------------------
@@ -379,6 +545,8 @@ class Lowerer:
             cur = self.lookup(t.id, t)
             if isinstance(cur, (list, dict)):  # in-place, as Python does
                 self.scope.locals[t.id] = self._inplace(type(s.op), cur, rhs, s)
+            elif type(self.sig(cur)) is np.ndarray:  # traced, or a constant made here
+                self.scope.locals[t.id] = self._inplace_array(type(s.op), cur, rhs, t, s)
             else:
                 self.scope.locals[t.id] = self.binop(type(s.op), cur, rhs, s, t.id)
             return
@@ -386,6 +554,31 @@ class Lowerer:
         idx = self.index(t.slice)
         cur = self.getitem(obj, idx, t)
         self.setitem(t, obj, idx, self.binop(type(s.op), cur, rhs, s))
+
+    def _inplace_array(self, opcls, cur, rhs, target, node):
+        """``y += x`` on an array: NumPy writes into ``y``; the path makes a new array and
+        rebinds ``y``, which is faithful only when nothing else sees ``y``'s memory and
+        the result keeps ``y``'s shape and dtype.  Otherwise refused, located."""
+        op = _SYMBOLS.get(opcls, opcls.__name__)
+        if (isinstance(cur, Var) and cur in self.inputs) or self._outside_memory(cur):
+            raise UnsupportedSyntax(
+                f"in-place '{op}=' on an input array or on an array read from a global or a "
+                f"closure (the caller's array would change); write {target.id} = "
+                f"{target.id} ... instead", self.loc(node))
+        others = self._sharers(cur, Ellipsis, (self.scope, target.id))
+        if others:
+            raise UnsupportedSyntax(
+                f"in-place '{op}=' on an array also bound to {', '.join(others)}; NumPy "
+                "would change it there too, ad_transform updates arrays functionally: write "
+                f"{target.id} = {target.id} ... (a new array) instead", self.loc(node))
+        new = self.binop(opcls, cur, rhs, node, target.id)
+        before, after = runtime.signature(self.sig(cur)), runtime.signature(self.sig(new))
+        if before != after:
+            raise UnsupportedSyntax(
+                f"in-place '{op}=' that would change the array's shape or dtype ({before[1]} "
+                f"{before[2]} -> {after[1]} {after[2]}): NumPy casts or raises here; write "
+                f"{target.id} = {target.id} ... (a new array) instead", self.loc(node))
+        return new
 
     def _inplace(self, opcls, cur, rhs, node):
         if opcls is gast.Add:
@@ -432,7 +625,7 @@ class Lowerer:
 
     def s_Assert(self, s):
         if not self.truth(self.eval(s.test), s.test):
-            msg = () if s.msg is None else (self.b.value(self.eval(s.msg)),)
+            msg = () if s.msg is None else (self._fact(self.eval(s.msg)),)  # raise-only: no path
             raise AssertionError(*msg)
 
     def s_Raise(self, s):
@@ -473,8 +666,8 @@ class Lowerer:
         if isinstance(obj, (list, dict)):
             obj[self.concrete(idx, target)] = value
             return
-        if not isinstance(self.b.value(obj), np.ndarray):
-            what = type(self.b.value(obj)).__name__
+        if not isinstance(self.sig(obj), np.ndarray):
+            what = type(self.sig(obj)).__name__
             raise UnsupportedSyntax(f"item assignment to a {what} value", self.loc(target))
         if isinstance(obj, Var) and obj in self.inputs:
             raise UnsupportedSyntax("writing into an input array (the caller's array would "
@@ -500,9 +693,9 @@ class Lowerer:
 
     def _outside_memory(self, obj) -> bool:
         """``obj`` is (a view of) an input array or an array read from a global or a cell."""
-        arr = self.b.value(obj)
-        outside = [self.b.value(v) for v in self.inputs]
-        outside += [self.b.value(v) for v in self.loads.values() if isinstance(v, Var)]
+        arr = self._memory(obj)
+        outside = [self._memory(v) for v in self.inputs]
+        outside += [self._memory(v) for v in self.loads.values() if isinstance(v, Var)]
         return type(arr) is np.ndarray and any(
             isinstance(o, np.ndarray) and np.shares_memory(arr, o) for o in outside)
 
@@ -512,7 +705,7 @@ class Lowerer:
         frame or a list), and views into the elements written (``row = A[1]`` for
         ``A[1, 2] = v``; ``A`` for ``row[2] = v``).  ``skip`` is ``(scope, name)``, the
         binding that is rebound to the update."""
-        arr = self.b.value(obj)
+        arr = self._memory(obj)
         scopes, seen = [], set()
         for s in [self.scope, *self.frames]:
             while s is not None and id(s) not in seen:
@@ -530,7 +723,7 @@ class Lowerer:
             elif v is obj:
                 found.append(name)
             else:
-                val = self.b.value(v) if isinstance(v, Var) else v
+                val = self._memory(v) if isinstance(v, Var) else v
                 if type(val) is np.ndarray and type(arr) is np.ndarray and \
                         np.shares_memory(val, arr) and _sees_write(arr, idx, val):
                     found.append(name)
@@ -593,7 +786,7 @@ class Lowerer:
         self.b.loc = self.loc(node)
         if self._is_data(value):
             value = load()
-            self._decide(B.guard_types, (value,), runtime.signatures(self.b.value(value)), node)
+            self._decide(B.guard_types, (value,), runtime.signatures(self._fact(value)), node)
         else:
             self._guard_constant(value, load, node)
         self.loads[key] = value
@@ -613,6 +806,18 @@ class Lowerer:
             # a function or another object: the path depends on which one, so guard its
             # identity (ACTIVATION = math.tanh rebound to math.sin must not reuse tanh's path)
             self._decide(B.guard_is, (load(),), obj, node)
+
+    def _guard_function(self, fn, node):
+        """An inlined function's code and defaults are baked into the path: one guard
+        checks its ``__code__`` by identity and its ``__defaults__``/``__kwdefaults__``
+        against a snapshot, so replacing them makes (or refuses) a new path."""
+        key = (id(fn), "function_state")
+        if key in self.loads:
+            return
+        self.b.loc = self.loc(node)
+        state = self.b.emit(B.function_state, (fn,), hint="state")
+        self._decide(B.guard_eq, (state,), runtime.snapshot(runtime.function_state(fn)), node)
+        self.loads[key] = state
 
     def _from_cell(self, cell, name, node):
         key = id(cell)
@@ -676,7 +881,7 @@ class Lowerer:
                                   self.loc(node))
             return fn(left, right)
         if opcls in (gast.Is, gast.IsNot) and (left is None or right is None):
-            return fn(self.b.value(left), self.b.value(right))  # decided by the type guard
+            return fn(self.sig(left), self.sig(right))  # decided by the type guard
         if opcls in (gast.In, gast.NotIn):
             if _contains_var(right) and not isinstance(right, Var):
                 raise MissingRule("'in' on a container holding traced values is not supported",
@@ -750,7 +955,9 @@ class Lowerer:
 
     def e_FormattedValue(self, node, hint):
         # The text is baked into the path, so a traced scalar is guarded like an index.
-        value = self.b.value(self.concrete(self.eval(node.value), node))
+        # The text is baked into the path: every traced value in it is guarded by value
+        # (an array too: f"{x}" shows its elements).
+        value = self.plain(self.eval(node.value), node)
         conv = {115: str, 114: repr, 97: ascii}.get(node.conversion)
         if conv is not None:
             value = conv(value)
@@ -782,7 +989,7 @@ class Lowerer:
             key, value, lambda: self.b.emit(B.getattr_(name), (obj,), hint=name), node)
 
     def var_attr(self, var, name, node, hint=None):
-        value = self.b.value(var)
+        value = self.sig(var)
         attr_rule = lookup_attr(value, name)
         if attr_rule is not None:
             self.b.loc = self.loc(node)
@@ -850,7 +1057,7 @@ class Lowerer:
             x.clear()
             return items
         if isinstance(x, Var):
-            value = self.b.value(x)
+            value = self.sig(x)
             if hasattr(value, "shape"):
                 n = len(value)  # shapes are part of the path
             else:
@@ -873,6 +1080,17 @@ class Lowerer:
                 kwargs.update(self.eval(kw.value))
             else:
                 kwargs[kw.arg] = self.eval(kw.value)
+        if _draws_random(func):
+            raise UnsupportedSyntax(
+                f"call of the random number generator {_describe(func)}: a draw made while "
+                "ad_transform traces the function would be frozen into its compiled path; "
+                "pass the random draw in as an argument instead", self.loc(node))
+        if _reads_world(func):
+            raise UnsupportedSyntax(
+                f"call of {_describe(func)}, whose answer changes from call to call (the "
+                "clock, the environment): it would be read once while ad_transform traces "
+                "the function and frozen into its compiled path; pass the value in as an "
+                "argument instead", self.loc(node))
         return self.call(func, args, kwargs, node, hint)
 
     def call(self, func, args, kwargs, node, hint=None):
@@ -937,7 +1155,7 @@ class Lowerer:
         """
         def static(x, keyword):
             if isinstance(x, Var):
-                value = self.b.value(x)
+                value = self.sig(x)
                 if x not in self.b.active and (type(value) in (int, bool) or (
                         keyword and isinstance(value, (int, float)))):
                     return self.concrete(x, node)
@@ -974,13 +1192,13 @@ class Lowerer:
         given (``lst.append(1.0)``, ``helper(d)``), so earlier reads of traced containers
         (``len(lst)``, ``lst[0]``) are not reused for later ones."""
         out = self.b.emit(prim, ins, kwargs, hint=hint)
-        if any(isinstance(x, Var) and not isinstance(self.b.value(x), _IMMUTABLE)
+        if any(isinstance(x, Var) and not isinstance(self.sig(x), _IMMUTABLE)
                for x in list(ins) + list(kwargs.values())):
             self.b.seen.clear()
         return out
 
     def call_method(self, m, args, kwargs, node, hint):
-        value = self.b.value(m.var)
+        value = self.sig(m.var)
         prim = lookup_method(value, m.name)
         if prim is not None:
             self.b.loc = self.loc(node)
@@ -1006,6 +1224,7 @@ class Lowerer:
         except SourceUnavailable as exc:  # say where the helper is called
             raise SourceUnavailable(exc.message, exc.loc or self.loc(node)) from None
         fence.check(src)
+        self._guard_function(fn, node)
         bound = _bind(src.node.args, list(fn.__defaults__ or ()), dict(fn.__kwdefaults__ or {}),
                       args, kwargs, fn.__name__)
         scope = Scope(bound, None, fn.__globals__, self._cells(fn), _local_names(src.node))
@@ -1061,7 +1280,7 @@ def _bind(a, defaults, kwdefaults, args, kwargs, fname) -> dict:
 def _i_len(lw, args, kwargs, node, hint):
     (x,) = args
     if isinstance(x, Var):
-        value = lw.b.value(x)
+        value = lw.sig(x)
         if hasattr(value, "shape"):
             return len(value)
         lw.b.loc = lw.loc(node)
@@ -1095,7 +1314,7 @@ def _i_tuple(lw, args, kwargs, node, hint):
 
 
 def _i_sum(lw, args, kwargs, node, hint):
-    if isinstance(args[0], Var) and isinstance(lw.b.value(args[0]), np.ndarray):
+    if isinstance(args[0], Var) and isinstance(lw.sig(args[0]), np.ndarray):
         lw.b.loc = lw.loc(node)
         total = lw.b.apply(N.sum_, (args[0],), {"axis": 0}, hint)
         return total if len(args) < 2 else lw.binop(gast.Add, args[1], total, node)
@@ -1113,7 +1332,7 @@ def _i_sum(lw, args, kwargs, node, hint):
 def _reduce_minmax(prim, pyfn):
     def intrinsic(lw, args, kwargs, node, hint):
         if len(args) == 1 and not kwargs and isinstance(args[0], Var) and isinstance(
-                lw.b.value(args[0]), np.ndarray) and lw.b.value(args[0]).ndim == 1:
+                lw.sig(args[0]), np.ndarray) and lw.sig(args[0]).ndim == 1:
             # (of a 2-D array Python compares rows below, and raises as it does)
             lw.b.loc = lw.loc(node)
             return lw.b.apply(lookup(getattr(np, pyfn.__name__)), (args[0],), {"axis": 0}, hint)
@@ -1134,12 +1353,12 @@ def _reduce_minmax(prim, pyfn):
 
 
 def _i_isinstance(lw, args, kwargs, node, hint):
-    return isinstance(lw.b.value(args[0]) if isinstance(args[0], Var) else args[0], args[1])
+    return isinstance(lw.sig(args[0]) if isinstance(args[0], Var) else args[0], args[1])
 
 
 def _i_type(lw, args, kwargs, node, hint):
     if len(args) == 1 and isinstance(args[0], Var):
-        return type(lw.b.value(args[0]))
+        return type(lw.sig(args[0]))
     return NotImplemented
 
 

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-__all__ = ["PathMiss", "sum_items", "sign", "log_or_zero", "same", "snapshot", "signature", "signatures", "sum_axes", "sum_to", "fit_shape",
+__all__ = ["PathMiss", "sum_items", "sign", "log_or_zero", "same", "snapshot", "function_state", "signature", "signatures", "sum_axes", "sum_to", "fit_shape",
            "expand_reduced", "minmax_vjp", "getitem_vjp", "index_tuple", "setitem",
            "setitem_vjp", "written", "pack",
            "flat_item", "concatenate", "stack", "block", "tensordot_vjp", "einsum_vjp", "trace_vjp", "sort_vjp", "nuc_vjp", "cumsum_vjp",
@@ -91,6 +91,12 @@ def snapshot(v):
     if t is np.ndarray:
         return v.copy()
     return v
+
+
+def function_state(fn):
+    """What a path baked in of a Python function it inlined: its code and its defaults
+    (guarded by :func:`same` against a :func:`snapshot`; the code by identity)."""
+    return (fn.__code__, fn.__defaults__, fn.__kwdefaults__)
 
 
 def signature(v):

@@ -107,6 +107,9 @@ getitem = defprim("getitem", operator.getitem, ("getitem",), hint="item")
 call_opaque = defzero(defprim("call", lambda fn, *args, **kw: fn(*args, **kw), ("call_obj",),
                               hint="call"))
 
+function_state = defzero(call_prim(runtime, "function_state", "_rt", hint="state",
+                                   register=False))
+
 _ATTRS: dict = {}
 _METHODS: dict = {}
 

@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import builtins
 import datetime
+import functools
 import inspect
+import threading
 import operator
 import random
 import sys
@@ -68,6 +70,10 @@ COMPARE = {
     gast.IsNot: operator.is_not, gast.In: lambda a, b: a in b,
     gast.NotIn: lambda a, b: a not in b,
 }
+# list/dict methods that change the container (refused on containers from outside)
+_MUTATORS = frozenset({"append", "extend", "insert", "pop", "remove", "clear", "sort",
+                       "reverse", "setdefault", "update", "popitem", "__setitem__",
+                       "__delitem__", "__iadd__", "__imul__", "__ior__"})
 _DATA_TYPES = (int, float, complex)  # read at run time when they come from globals or cells
 _IMMUTABLE = (int, float, complex, bool, str, bytes, type(None), np.generic)
 
@@ -108,6 +114,47 @@ class VarMethod:
 
     def __init__(self, var, name):
         self.var, self.name = var, name
+
+
+class _Partial:
+    """``functools.partial`` of an interpreter value (a local function, traced arguments):
+    calling it calls ``func`` with the stored arguments first, as Python does."""
+
+    def __init__(self, func, args, keywords):
+        self.func, self.args, self.keywords = func, tuple(args), dict(keywords)
+        self.__name__ = getattr(func, "__name__", "partial")
+
+
+_USER_TYPES: dict = {}
+
+
+def _user_instance(v) -> bool:
+    """``v`` is an object of one of the user's own classes."""
+    t = type(v)
+    known = _USER_TYPES.get(t)
+    if known is None:
+        known = not issubclass(t, (type, types.ModuleType, types.FunctionType,
+                                   types.MethodType, Closure, _Partial, VarMethod, Var)) \
+            and _is_user_module(getattr(t, "__module__", "") or "", "")
+        if len(_USER_TYPES) < 10_000:
+            _USER_TYPES[t] = known
+    return known
+
+
+def _user_callable_object(v) -> bool:
+    """An object of a user class whose ``__call__`` is the user's code."""
+    call = getattr(type(v), "__call__", None)
+    return _user_instance(v) and isinstance(call, types.FunctionType) and _is_user_code(call)
+
+
+def _is_user_callable(v) -> bool:
+    """A callable the interpreter must inline (never hand to library code as it is)."""
+    if isinstance(v, (Closure, _Partial, VarMethod)):
+        return True
+    if isinstance(v, types.MethodType):
+        v = v.__func__
+    return isinstance(v, types.FunctionType) and _is_user_code(v) and not getattr(
+        v, "__ad_transform__", False)
 
 
 class Scope:
@@ -330,13 +377,23 @@ class Lowerer:
         self.inputs: set = set()
         self.return_loc = None
         self.frames: list = []  # the scope of each function being run, outermost first
+        self.depth = 0  # inlined calls being run (recursion depth of the user's code)
+        self.max_depth = sys.getrecursionlimit()
+        self._finished = False
+        self._defaults: list = []  # default values of inlined functions (outside state)
 
     # -- entry point -----------------------------------------------------------
     def lower(self, args) -> Program:
         fn = self.fn
-        src = get_source(fn)
+        sig = inspect.signature(fn)
+        params = list(sig.parameters)
+        # a plain function runs as the body; anything else (a bound method, a
+        # functools.wraps wrapper, a partial, an object with __call__) is called with
+        # the arguments its visible signature binds, and inlined like any call
+        direct = isinstance(fn, types.FunctionType) and params == list(
+            inspect.signature(fn, follow_wrapped=False).parameters)
+        src = get_source(fn if direct else _entry_code(fn))
         fence.check(src)
-        params = list(inspect.signature(fn).parameters)
         self.src = src
         self.b.loc = self.loc(src.node)
         with self.b:
@@ -347,10 +404,14 @@ class Lowerer:
             self._decide(B.guard_types, inputs, runtime.signatures(*args), src.node)
             self._check_unchanged(fn, src.node)
             self.inputs = set(inputs)
-            locals_ = dict(zip(params, inputs))
-            scope = Scope(locals_, None, fn.__globals__, self._cells(fn), _local_names(src.node))
             try:
-                result = self._run(src, scope)
+                if direct:
+                    locals_ = dict(zip(params, inputs))
+                    scope = Scope(locals_, None, fn.__globals__, self._cells(fn),
+                                  _local_names(src.node))
+                    result = self._run(src, scope)
+                else:
+                    result = self._call_entry(fn, sig, inputs, src)
             except (ADError, _Break, _Continue):
                 raise
             except RecursionError:
@@ -385,6 +446,22 @@ class Lowerer:
                 f"the {what} of {fn.__qualname__} was replaced after it was first "
                 "differentiated; ad_transform does not follow a function whose code or "
                 "defaults change: define a new function instead", self.loc(node))
+
+    def _call_entry(self, fn, sig, inputs, src):
+        """Call ``fn`` with the inputs bound to its visible signature's parameters."""
+        self.scope = Scope({}, None, getattr(_entry_code(fn), "__globals__", {}), {},
+                           frozenset())
+        args, kwargs = [], {}
+        for p, inp in zip(sig.parameters.values(), inputs):
+            if p.kind == p.VAR_POSITIONAL:
+                args.extend(self.iterate(inp, src.node))
+            elif p.kind == p.VAR_KEYWORD:
+                kwargs.update(self._as_mapping(inp, src.node))
+            elif p.kind == p.KEYWORD_ONLY:
+                kwargs[p.name] = inp
+            else:
+                args.append(inp)
+        return self.call(fn, args, kwargs, src.node)
 
     def _check_wrt(self, name, value):
         a = self.src.node.args  # errors point at the parameter in the signature
@@ -838,6 +915,9 @@ class Lowerer:
 
     def binop(self, opcls, left, right, node, hint=None):
         fn = BINOPS[opcls]
+        if _user_instance(self.sig(left) if isinstance(left, Var) else left) or \
+                _user_instance(self.sig(right) if isinstance(right, Var) else right):
+            return self.user_operator(fn, left, right, node, hint)
         lv, rv = isinstance(left, Var), isinstance(right, Var)
         if not lv and not rv:
             return fn(left, right)  # constants, and list/tuple concatenation
@@ -874,11 +954,11 @@ class Lowerer:
     def compare(self, opcls, left, right, node, hint=None):
         fn = COMPARE[opcls]
         lv, rv = isinstance(left, Var), isinstance(right, Var)
+        if opcls in (gast.In, gast.NotIn) and type(right) in (list, tuple) and (
+                _contains_var(right) or lv):  # item by item, as Python does (see call_...)
+            found = self._seq_method(right, "__contains__", [left], node)
+            return found if opcls is gast.In else not found
         if not lv and not rv:
-            if opcls in (gast.In, gast.NotIn) and _contains_var(right) and not isinstance(
-                    right, dict):  # a dict's keys are never traced
-                raise MissingRule("'in' on a container holding traced values is not supported",
-                                  self.loc(node))
             return fn(left, right)
         if opcls in (gast.Is, gast.IsNot) and (left is None or right is None):
             return fn(self.sig(left), self.sig(right))  # decided by the type guard
@@ -974,6 +1054,8 @@ class Lowerer:
         if isinstance(obj, Closure):
             raise UnsupportedSyntax("attribute of a local function", self.loc(node))
         value = getattr(obj, node.attr)
+        if isinstance(value, types.MethodType) and _is_user_code(value.__func__):
+            return self._bound_method(obj, node.attr, value, node)
         if _user_attribute(obj, node.attr):
             return self._from_attribute(obj, node.attr, value, node)
         return value
@@ -1098,24 +1180,39 @@ class Lowerer:
             return self.call_closure(func, args, kwargs, node)
         if isinstance(func, VarMethod):
             return self.call_method(func, args, kwargs, node, hint)
+        if isinstance(func, Var):
+            func = self._callee(func, node)
+        if isinstance(func, (_Partial, functools.partial)):
+            return self.call(func.func, [*func.args, *args], {**func.keywords, **kwargs},
+                             node, hint)
         intrinsic = _INTRINSICS.get(func) if _hashable(func) else None
         if intrinsic is not None:
             result = intrinsic(self, args, kwargs, node, hint)
             if result is not NotImplemented:
                 return result
-        if isinstance(func, Var):
-            raise MissingRule("calling a traced value is not supported", self.loc(node))
         has_var = any(_contains_var(a) for a in args) or any(
             _contains_var(v) for v in kwargs.values())
-        if has_var and getattr(func, "__ad_transform__", False):
-            raise UnsupportedSyntax(
-                f"call of {_describe(func)}, a derivative made by ad_transform, on a traced "
-                "value: higher-order derivatives are not supported yet", self.loc(node))
-        if not has_var:
-            return func(*args, **kwargs)  # constants only: fold
-        if isinstance(func, types.BuiltinMethodType) and isinstance(
-                getattr(func, "__self__", None), (list, dict)):
-            return func(*args, **kwargs)  # list.append, dict.get, ...: structure
+        if getattr(func, "__ad_transform__", False):
+            if has_var:
+                raise UnsupportedSyntax(
+                    f"call of {_describe(func)}, a derivative made by ad_transform, on a "
+                    "traced value: higher-order derivatives are not supported yet",
+                    self.loc(node))
+            return func(*self._library_args(args, node), **self._library_args(kwargs, node))
+        # the user's own code is always inlined, also on constants: it may read globals
+        # (unless the user registered a rule for it: then it is a primitive, called)
+        if isinstance(func, types.FunctionType) and _is_user_code(func) and lookup(func) is None:
+            return self.call_function(func, args, kwargs, node)
+        if isinstance(func, types.MethodType) and _is_user_code(func.__func__):
+            return self.call_function(func.__func__, [func.__self__, *args], kwargs, node)
+        if _user_callable_object(func):
+            return self.call(self._bound_method(func, "__call__", func.__call__, node),
+                             args, kwargs, node, hint)
+        if isinstance(func, (types.BuiltinMethodType, types.MethodWrapperType)) and isinstance(
+                getattr(func, "__self__", None), (list, dict, tuple)):
+            return self.call_container_method(func, args, kwargs, node)
+        if not has_var:  # constants only: fold (user callables inlined when called back)
+            return func(*self._library_args(args, node), **self._library_args(kwargs, node))
         owner = getattr(func, "__self__", None)
         if isinstance(func, types.BuiltinMethodType) and isinstance(owner, np.ndarray) and (
                 lookup_method(owner, func.__name__) is not None):  # const.dot(traced)
@@ -1141,9 +1238,111 @@ class Lowerer:
                                   self.loc(node))
             self.b.loc = self.loc(node)
             return self.b.apply(prim, tuple(args), kwargs, hint)
-        if isinstance(func, types.FunctionType) and _is_user_code(func):
-            return self.call_function(func, args, kwargs, node)
         return self.call_opaque(func, args, kwargs, node, hint)
+
+    def user_operator(self, fn, left, right, node, hint=None):
+        """``a + b`` where an operand is an object of the user's class: its ``__add__`` (or
+        the other's ``__radd__``) is inlined like any method call."""
+        name = fn.__name__.strip("_")
+        for obj, other, dunder in ((left, right, f"__{name}__"), (right, left, f"__r{name}__")):
+            value = self.sig(obj) if isinstance(obj, Var) else obj
+            method = getattr(type(value), dunder, None)
+            if not _user_instance(value) or method is None:
+                continue
+            if not (isinstance(method, types.FunctionType) and _is_user_code(method)):
+                raise MissingRule(f"operator {dunder} of {type(value).__name__} is not the "
+                                  "user's Python code, so it cannot be inlined",
+                                  self.loc(node))
+            bound = VarMethod(obj, dunder) if isinstance(obj, Var) else self._bound_method(
+                obj, dunder, getattr(obj, dunder), node)
+            result = self.call(bound, [other], {}, node, hint)
+            if result is not NotImplemented:
+                return result
+        raise TypeError(f"unsupported operand type(s) for {fn.__name__}: "
+                        f"'{type(self.sig(left) if isinstance(left, Var) else left).__name__}'"
+                        f" and '{type(self.sig(right) if isinstance(right, Var) else right).__name__}'")
+
+    def _callee(self, var, node):
+        """The function a traced value holds (an argument ``act`` called as ``act(x)``):
+        the path depends on which one, so it is guarded by identity (a bound method by
+        its function, its object read at run time)."""
+        if var in self.b.active:
+            raise MissingRule("calling a traced value that is differentiated", self.loc(node))
+        value = self.sig(var)  # its identity is guarded below
+        if not callable(value):
+            raise TypeError(f"'{type(value).__name__}' object is not callable")
+        self.b.loc = self.loc(node)
+        if isinstance(value, types.MethodType):
+            fn = self.b.emit(B.getattr_("__func__"), (var,), hint="func")
+            self._decide(B.guard_is, (fn,), value.__func__, node)
+            obj = self.b.emit(B.getattr_("__self__"), (var,), hint="obj")
+            return _Partial(value.__func__, (obj,), {})
+        self._decide(B.guard_is, (var,), value, node)
+        return value
+
+    def _bound_method(self, obj, name, value, node):
+        """``obj.name`` that is a method of the user's own class: the path depends on the
+        function it resolves to, so that is guarded by identity (``obj.name.__func__``)."""
+        key = (id(obj), name, "method")
+        if key not in self.loads:
+            self.b.loc = self.loc(node)
+            attr = self.b.emit(B.getattr_(name), (obj,), hint=name)
+            fn = self.b.emit(B.getattr_("__func__"), (attr,), hint="func")
+            self._decide(B.guard_is, (fn,), value.__func__, node)
+            self.loads[key] = value
+        return self.loads[key]
+
+    def _library_args(self, args, node):
+        """Arguments handed to library code that runs now: the user's callables in them
+        become real Python functions that inline the callable (see :meth:`_as_callable`)."""
+        if isinstance(args, dict):
+            return {k: self._library_args(v, node) for k, v in args.items()}
+        if type(args) in (list, tuple):
+            return type(args)(self._library_arg(a, node) for a in args)
+        return args
+
+    def _library_arg(self, a, node):
+        if _is_user_callable(a):
+            return self._as_callable(a, node)
+        if type(a) in (list, tuple, dict) and any(
+                _is_user_callable(i) for i in (a.values() if isinstance(a, dict) else a)):
+            return self._library_args(a, node)
+        return a
+
+    def _as_callable(self, fn, node):
+        """A real function for library code that calls ``fn`` back while the path is
+        lowered (``sorted(names, key=score)``): each call is inlined, and its result,
+        which the library decides on, becomes a guarded fact of the path."""
+        lw = self
+
+        def callback(*args, **kwargs):
+            if lw.b is None or lw._finished:
+                raise UnsupportedSyntax(
+                    f"the function {getattr(fn, '__name__', fn)} was kept by library code "
+                    "and called after ad_transform lowered the path", lw.loc(node))
+            result = lw.call(fn, list(args), kwargs, node)
+            return lw._concrete_result(result, fn, node)
+        callback.__name__ = getattr(fn, "__name__", "callback")
+        return callback
+
+    def _concrete_result(self, x, fn, node):
+        if isinstance(x, Var):
+            if x in self.b.active:
+                raise MissingRule(
+                    f"{getattr(fn, '__name__', 'a function')} is called by library code that "
+                    "has no derivative rule, and returns a differentiated value; "
+                    "write the computation without that library call", self.loc(node))
+            return self.sig(self.concrete(x, node)) if not isinstance(
+                self.sig(x), np.ndarray) else self._refuse_array(fn, node)
+        if type(x) in (list, tuple):
+            return type(x)(self._concrete_result(i, fn, node) for i in x)
+        if type(x) is dict:
+            return {k: self._concrete_result(i, fn, node) for k, i in x.items()}
+        return x
+
+    def _refuse_array(self, fn, node):
+        raise MissingRule(f"{getattr(fn, '__name__', 'a function')} returns a traced array to "
+                          "library code that has no rule for it", self.loc(node))
 
     def static_args(self, args, kwargs, node):
         """Arguments of a NumPy call with its parameters made plain values.
@@ -1171,6 +1370,11 @@ class Lowerer:
                 {k: static(v, True) for k, v in kwargs.items()})
 
     def call_opaque(self, func, args, kwargs, node, hint=None):
+        if any(_is_user_callable(a) for a in list(args) + list(kwargs.values())):
+            raise MissingRule(
+                f"{_describe(func)} has no derivative rule and is given both a traced value "
+                "and a function of yours to call back; ad_transform cannot see what it does "
+                "with them. Write the computation in the function itself", self.loc(node))
         active = [a for a in list(args) + list(kwargs.values())
                   if isinstance(a, Var) and a in self.b.active]
         if active or any(isinstance(a, (list, tuple, dict)) and _contains_var(a)
@@ -1200,6 +1404,12 @@ class Lowerer:
     def call_method(self, m, args, kwargs, node, hint):
         value = self.sig(m.var)
         prim = lookup_method(value, m.name)
+        if prim is None and (_user_instance(value) or isinstance(value, type) or
+                             _is_user_callable(getattr(value, m.name, None))):
+            # obj.method(...) on an object passed in: which function runs is guarded
+            self.b.loc = self.loc(node)
+            fn = self.b.emit(B.getattr_(m.name), (m.var,), hint=m.name)
+            return self.call(fn, args, kwargs, node, hint)
         if prim is not None:
             self.b.loc = self.loc(node)
             args, kwargs = self.static_args(args, kwargs, node)
@@ -1214,9 +1424,24 @@ class Lowerer:
 
     def call_closure(self, c, args, kwargs, node):
         node_ = c.node
+        self.b.loc = self.loc(node)  # Python's TypeError of a bad call is noted here
         bound = _bind(node_.args, c.defaults, c.kwdefaults, args, kwargs, c.__name__)
         scope = Scope(bound, c.scope, c.scope.globals, c.scope.cells, _local_names(node_))
-        return self._run(FunctionSource(node_, c.src.filename, c.__name__), scope)
+        return self._inlined(FunctionSource(node_, c.src.filename, c.__name__), scope, node)
+
+    def _inlined(self, src, scope, node):
+        """Run an inlined call, as deep as Python itself would allow the recursion."""
+        if self.depth >= self.max_depth:
+            raise UnsupportedSyntax(
+                f"recursion deeper than Python allows: {self.depth} nested calls "
+                f"(sys.getrecursionlimit() is {_ROOM['saved'] or sys.getrecursionlimit()}); "
+                "raise it with sys.setrecursionlimit, or write the recursion as a loop",
+                self.loc(node))
+        self.depth += 1
+        try:
+            return self._run(src, scope)
+        finally:
+            self.depth -= 1
 
     def call_function(self, fn, args, kwargs, node):
         try:
@@ -1225,10 +1450,172 @@ class Lowerer:
             raise SourceUnavailable(exc.message, exc.loc or self.loc(node)) from None
         fence.check(src)
         self._guard_function(fn, node)
-        bound = _bind(src.node.args, list(fn.__defaults__ or ()), dict(fn.__kwdefaults__ or {}),
-                      args, kwargs, fn.__name__)
+        defaults, kwdefaults = list(fn.__defaults__ or ()), dict(fn.__kwdefaults__ or {})
+        self._defaults.append((defaults, kwdefaults))
+        self.b.loc = self.loc(node)  # Python's TypeError of a bad call is noted here
+        bound = _bind(src.node.args, defaults, kwdefaults, args, kwargs, fn.__name__)
         scope = Scope(bound, None, fn.__globals__, self._cells(fn), _local_names(src.node))
-        return self._run(src, scope)
+        return self._inlined(src, scope, node)
+
+    # -- Python's containers' methods, on interpreter values ------------------------
+    def call_container_method(self, func, args, kwargs, node):
+        """``lst.index(key)``, ``TABLE.get(key)``, ``d.setdefault(k, v)``...: the method runs
+        on real values now.  Keys and counts are taken as guarded facts (``concrete``);
+        values stored stay traced (containers are structure); items are compared by the
+        interpreter, each comparison guarded.  A container from outside the function (a
+        global, a closure cell, an attribute, a default value) is never changed."""
+        owner, name = func.__self__, func.__name__
+        if name in _MUTATORS and self._is_outside(owner):
+            raise UnsupportedSyntax(
+                f".{name}() would change a {type(owner).__name__} that lives outside the "
+                "function (a global, a closure cell, an attribute or a default value): "
+                "ad_transform runs the function once per path, so this side effect would "
+                "not happen on every call. Return the value instead, or pass the container "
+                "in as an argument", self.loc(node))
+        if name == "sort":
+            owner[:] = self._sort(list(owner), kwargs.get("key"),
+                                  self.concrete(kwargs.get("reverse", False), node), node)
+            return None
+        if name in ("index", "count", "remove", "__contains__") and isinstance(
+                owner, (list, tuple)) and (_contains_var(owner) or _contains_var(args)):
+            return self._seq_method(owner, name, args, node)
+        if name in ("append", "__setitem__", "insert", "setdefault", "get", "pop"):
+            keep = {"append": 0, "__setitem__": 1, "insert": 1, "setdefault": 1, "get": 1,
+                    "pop": 1}[name]  # arguments from here on are values: kept traced
+            args = [self._concrete_all(a, node) if i < keep else a for i, a in enumerate(args)]
+        elif name == "extend":
+            args = [self.iterate(args[0], node)]
+        elif name == "update":
+            args = [self._as_mapping(a, node) for a in args]
+        else:
+            args = [self._concrete_all(a, node) for a in args]
+            kwargs = {k: self._concrete_all(v, node) for k, v in kwargs.items()}
+        return func(*args, **kwargs)
+
+    def _concrete_all(self, x, node):
+        """``x`` with every traced value in it taken as a guarded fact."""
+        if isinstance(x, Var):
+            if isinstance(self.sig(x), np.ndarray):
+                raise MissingRule("a traced array used as a key or searched for in a list",
+                                  self.loc(node))
+            return self.sig(self.concrete(x, node))
+        if type(x) in (list, tuple):
+            return type(x)(self._concrete_all(i, node) for i in x)
+        if type(x) is dict:
+            return {k: self._concrete_all(v, node) for k, v in x.items()}
+        return x
+
+    def _as_mapping(self, x, node):
+        if isinstance(x, Var):  # a dict passed in: its keys decide the structure
+            keys = [self._concrete_all(k, node) for k in self.iterate(x, node)]
+            return {k: self.getitem(x, k, node) for k in keys}
+        return x
+
+    def _is_outside(self, obj) -> bool:
+        """Is the container ``obj`` reachable from a global, a closure cell, an attribute
+        or a default value the path has read (state that outlives the call)?"""
+        roots = [v for v in self.loads.values() if not isinstance(v, Var)]
+        roots += [d for pair in self._defaults for d in (pair[0], list(pair[1].values()))]
+        seen = set()
+        while roots:
+            v = roots.pop()
+            if v is obj:
+                return True
+            if type(v) in (list, tuple, dict, set) and id(v) not in seen:
+                seen.add(id(v))
+                roots.extend(v.values() if isinstance(v, dict) else v)
+        return False
+
+    def _equal(self, a, b, node) -> bool:
+        """``a == b`` as ``in``/``index`` decide it (identity first), guarded."""
+        if a is b:
+            return True
+        if not (_contains_var(a) or _contains_var(b)):
+            return a == b
+        if type(a) in (list, tuple) and type(b) is type(a):
+            return len(a) == len(b) and all(self._equal(x, y, node) for x, y in zip(a, b))
+        return self.truth(self.compare(gast.Eq, a, b, node), node)
+
+    def _less(self, a, b, node) -> bool:
+        """``a < b`` (lexicographic for tuples and lists), each comparison guarded."""
+        if not (_contains_var(a) or _contains_var(b)):
+            return a < b
+        if type(a) in (list, tuple) and type(b) is type(a):
+            for x, y in zip(a, b):
+                if not self._equal(x, y, node):
+                    return self._less(x, y, node)
+            return len(a) < len(b)
+        return self.truth(self.compare(gast.Lt, a, b, node), node)
+
+    def _seq_method(self, seq, name, args, node):
+        x = args[0]
+        lo, hi = (self._concrete_all(a, node) for a in (list(args[1:]) + [0, len(seq)])[:2])
+        hits = (i for i in range(len(seq))[lo:hi] if self._equal(seq[i], x, node))
+        if name == "count":
+            return sum(1 for _ in hits)
+        found = next(hits, None)
+        if name == "__contains__":
+            return found is not None
+        if found is None:
+            what = "list.remove(x): x" if name == "remove" else f"{self._shown(x)}"
+            raise ValueError(f"{what} not in {type(seq).__name__}")
+        if name == "remove":
+            del seq[found]
+            return None
+        return found
+
+    def _shown(self, x):
+        return repr(self.sig(x)) if isinstance(x, Var) else repr(x)
+
+    def _sort(self, items, key, reverse, node) -> list:
+        """Python's stable sort of interpreter values: every comparison it makes is
+        decided on the real values and guarded, so the permutation is part of the path
+        and the derivative follows the items."""
+        keys = items if key is None else [self.call(key, [i], {}, node) for i in items]
+        if not any(_contains_var(k) for k in keys):
+            order = sorted(range(len(items)), key=keys.__getitem__, reverse=reverse)
+        else:
+            lw = self
+
+            class Key:
+                __slots__ = ("i",)
+
+                def __init__(self, i):
+                    self.i = i
+
+                def __lt__(self, other):
+                    return lw._less(keys[self.i], keys[other.i], node)
+
+            order = sorted(range(len(items)), key=Key, reverse=reverse)
+        return [items[i] for i in order]
+
+    def _minmax_key(self, items, key, is_max, default, node):
+        """``max(items, key=f)`` / ``min``: the first best item, comparisons guarded."""
+        if not items:
+            if default is not _NO_DEFAULT:
+                return default
+            raise ValueError(f"{'max' if is_max else 'min'}() iterable argument is empty")
+        best = items[0]
+        best_key = best if key is None else self.call(key, [best], {}, node)
+        for item in items[1:]:
+            k = item if key is None else self.call(key, [item], {}, node)
+            if self._less(best_key, k, node) if is_max else self._less(k, best_key, node):
+                best, best_key = item, k
+        return best
+
+
+def _entry_code(fn):
+    """The Python function whose code runs first when ``fn`` is called."""
+    while True:
+        if isinstance(fn, functools.partial):
+            fn = fn.func
+        elif isinstance(fn, types.MethodType):
+            fn = fn.__func__
+        elif not isinstance(fn, types.FunctionType) and callable(fn) and isinstance(
+                getattr(type(fn), "__call__", None), types.FunctionType):
+            fn = type(fn).__call__
+        else:
+            return fn
 
 
 def _hashable(x) -> bool:
@@ -1337,11 +1724,14 @@ def _reduce_minmax(prim, pyfn):
             lw.b.loc = lw.loc(node)
             return lw.b.apply(lookup(getattr(np, pyfn.__name__)), (args[0],), {"axis": 0}, hint)
         items = lw.iterate(args[0], node) if len(args) == 1 else list(args)
-        if not any(_contains_var(i) for i in items):
-            return pyfn(*args, **kwargs)
+        if not any(_contains_var(i) for i in items) and not _is_user_callable(
+                kwargs.get("key")):
+            return pyfn(items, **kwargs) if len(args) == 1 else pyfn(*args, **kwargs)
         if kwargs:
-            raise MissingRule(f"{pyfn.__name__}() with key= or default= on traced values",
-                              lw.loc(node))
+            if set(kwargs) - {"key", "default"} or ("default" in kwargs and len(args) > 1):
+                return NotImplemented  # Python's own TypeError
+            return lw._minmax_key(items, kwargs.get("key"), pyfn is builtins.max,
+                                  kwargs.get("default", _NO_DEFAULT), node)
         if not items:
             raise ValueError(f"{pyfn.__name__}() arg is an empty sequence")
         acc = items[0]
@@ -1389,9 +1779,35 @@ def _i_divmod(lw, args, kwargs, node, hint):
 
 
 def _i_sorted(lw, args, kwargs, node, hint):
-    if _contains_var(args[0]) or isinstance(args[0], Var):
-        raise MissingRule("sorted() of traced values is not supported", lw.loc(node))
-    return NotImplemented
+    if set(kwargs) - {"key", "reverse"} or len(args) != 1:
+        return NotImplemented  # Python's own TypeError
+    reverse = lw._concrete_all(kwargs.get("reverse", False), node)
+    return lw._sort(lw.iterate(args[0], node), kwargs.get("key"), reverse, node)
+
+
+def _i_reduce(lw, args, kwargs, node, hint):
+    if kwargs or not 2 <= len(args) <= 3:
+        return NotImplemented
+    fn, seq, *init = args
+    items = lw.iterate(seq, node)
+    if init:
+        acc = init[0]
+    elif not items:
+        raise TypeError("reduce() of empty iterable with no initial value")
+    else:
+        acc, items = items[0], items[1:]
+    for item in items:
+        acc = lw.call(fn, [acc, item], {}, node)
+    return acc
+
+
+def _i_partial(lw, args, kwargs, node, hint):
+    if not args:
+        return NotImplemented
+    return _Partial(args[0], args[1:], kwargs)
+
+
+_NO_DEFAULT = object()
 
 
 def _i_next(lw, args, kwargs, node, hint):
@@ -1417,10 +1833,46 @@ _INTRINSICS = {
     builtins.isinstance: _i_isinstance, builtins.type: _i_type, builtins.map: _i_map,
     builtins.filter: _i_filter, builtins.any: _i_any_all(True), builtins.all: _i_any_all(False),
     builtins.divmod: _i_divmod, builtins.sorted: _i_sorted, builtins.dict: _i_dict,
-    builtins.next: _i_next,
+    builtins.next: _i_next, functools.reduce: _i_reduce, functools.partial: _i_partial,
 }
+
+
+# -- recursion: as deep as Python allows ---------------------------------------------
+# Each inlined call costs the interpreter some Python frames (statement, expression and
+# call dispatch; measured <= 25 in the worst constructs), so while any lowering runs the
+# interpreter's recursion limit is raised to allow FRAMES_PER_CALL frames per call of the
+# user's code, and the user's recursion depth is bounded by Python's own limit instead.
+FRAMES_PER_CALL = 40
+_ROOM = {"users": 0, "saved": 0}
+_ROOM_LOCK = threading.Lock()
+
+
+class _RoomToRecurse:
+    """Raise ``sys.getrecursionlimit()`` while lowerings run (counted, so concurrent
+    lowerings in several threads restore it once, when the last one ends)."""
+
+    def __enter__(self):
+        with _ROOM_LOCK:
+            if _ROOM["users"] == 0:
+                _ROOM["saved"] = sys.getrecursionlimit()
+                sys.setrecursionlimit(_ROOM["saved"] * FRAMES_PER_CALL)
+            _ROOM["users"] += 1
+            return _ROOM["saved"]
+
+    def __exit__(self, *exc):
+        with _ROOM_LOCK:
+            _ROOM["users"] -= 1
+            if _ROOM["users"] == 0:
+                sys.setrecursionlimit(_ROOM["saved"])
 
 
 def lower(fn, args, wrt, max_eqns=200_000) -> Program:
     """Lower ``fn`` on the concrete ``args`` (one per parameter) to SSA."""
-    return Lowerer(fn, wrt, max_eqns).lower(tuple(args))
+    with _RoomToRecurse() as python_limit:
+        lowerer = Lowerer(fn, wrt, max_eqns)
+        # the user's code may nest calls as deeply as plain Python would let it
+        lowerer.max_depth = python_limit - len(inspect.stack(0)) - 10
+        try:
+            return lowerer.lower(tuple(args))
+        finally:
+            lowerer._finished = True

@@ -1,7 +1,8 @@
 """Function -> gast AST, with the real file name and line numbers.
 
 Guarantees of :func:`get_source`: the returned node is the function's own
-``FunctionDef`` or ``Lambda``; every node's ``lineno``/``col_offset`` refer to
+``FunctionDef`` or ``Lambda``, found from its code object (a ``functools.wraps``
+wrapper is the wrapper's code, never the function it wraps); every node's ``lineno``/``col_offset`` refer to
 the file the function was defined in (not to the dedented snippet); the result
 is cached per code object, so a function is parsed once.
 """
@@ -57,7 +58,9 @@ def _parse(fn, code) -> FunctionSource:
     name = getattr(fn, "__qualname__", getattr(fn, "__name__", "<function>"))
     filename = code.co_filename
     try:
-        lines, start = inspect.getsourcelines(fn)
+        # the code object's own lines: inspect.getsourcelines(fn) would follow
+        # ``__wrapped__`` to the decorated function and lose a functools.wraps wrapper
+        lines, start = inspect.getsourcelines(code)
     except (OSError, TypeError) as exc:
         raise SourceUnavailable(
             f"cannot read the source of {name} (defined in {filename}): {exc}. "
@@ -85,9 +88,11 @@ def _parse(fn, code) -> FunctionSource:
     if code.co_name == "<lambda>":
         node = _find_lambda(tree, code)
     else:
-        node = next((n for n in gast.walk(tree)
-                     if isinstance(n, (gast.FunctionDef, gast.AsyncFunctionDef))
-                     and n.name == code.co_name), None)
+        # the block starts at the function's first line (its decorators): its own def
+        # is the first statement, not a same-named def nested in it
+        first = tree.body[0] if tree.body else None
+        node = first if isinstance(first, (gast.FunctionDef, gast.AsyncFunctionDef)) \
+            and first.name == code.co_name else None
     if node is None:
         raise SourceUnavailable(f"cannot find the definition of {name} in its source at "
                                 f"{filename}:{start}")

@@ -206,7 +206,7 @@ def _runaway(x):
 def test_unbounded_recursion_is_reported_not_a_crash():
     with pytest.raises(UnsupportedSyntax) as exc_info:
         gradient(_runaway)(1.0)
-    assert_located(exc_info, _runaway, "return _runaway(x)", "recursion too deep")
+    assert_located(exc_info, _runaway, "_runaway(x) + 1.0", "recursion deeper than Python allows")
 
 
 def _long_loop(x, n):
@@ -254,18 +254,6 @@ def m_kwarg(x, n):
     return x * round(x, ndigits=n)
 
 
-def m_max_key(x, y):
-    return max(x, y, key=abs)
-
-
-def m_sorted(x, y):
-    return sorted([x, y])[0]
-
-
-def m_in(x, y):
-    return 1.0 if 2.0 in [x, y] else x
-
-
 MISSING = [
     (m_gamma, (1.5,), 0, "math.gamma(y)", ["math.gamma", "no derivative rule"]),
     (m_library, (1.5,), 0, "statistics.fmean(", ["statistics.fmean", "no derivative rule"]),
@@ -273,9 +261,6 @@ MISSING = [
     (m_method, (1.5,), 0, "x.conjugate()", [".conjugate()", "float"]),
     (m_attribute, (3,), 0, "n.numerator", [".numerator", "int"]),
     (m_kwarg, (1.5, 2), 0, "round(x, ndigits=n)", ["traced keyword argument", "round"]),
-    (m_max_key, (1.5, 2.5), 0, "max(x, y, key=abs)", ["max()", "key="]),
-    (m_sorted, (1.5, 2.5), 0, "sorted([x, y])", ["sorted()"]),
-    (m_in, (1.5, 2.5), 0, "2.0 in [x, y]", ["'in'"]),
 ]
 
 

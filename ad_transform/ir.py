@@ -124,14 +124,21 @@ class Eqn:
 
 @dataclass
 class Program:
-    """A function along one control path: inputs, equations, outputs."""
+    """A function along one control path: inputs, equations, outputs.
+
+    A program holds no concrete value of the call it was lowered on: those
+    (``Var -> value``, what :attr:`Builder.values` records) travel beside it
+    through the pipeline and are dropped once the code is emitted, so a cached
+    path keeps none of its first call's data.
+    """
 
     name: str
     inputs: tuple  # one Var per parameter of the user's function
     eqns: list
     outputs: tuple  # atoms returned
     decisions: tuple = ()  # the control path: expected outcome of each guard
-    values: dict = field(default_factory=dict, repr=False)  # Var -> concrete value
+    namer: Namer | None = field(default=None, repr=False)  # gives the names used, and new ones
+    return_loc: Loc | None = None  # the ``return`` that produced the output (for errors)
 
     def __str__(self) -> str:
         return format_program(self)

@@ -218,7 +218,7 @@ class Lowerer:
         self.frames: list = []  # the scope of each function being run, outermost first
 
     # -- entry point -----------------------------------------------------------
-    def lower(self, args) -> Program:
+    def lower(self, args) -> tuple[Program, dict]:
         fn = self.fn
         src = get_source(fn)
         fence.check(src)
@@ -252,10 +252,8 @@ class Lowerer:
                     exc._ad_noted = True
                 raise
         prog = Program(src.name, tuple(inputs), self.b.eqns, (result,), tuple(self.decisions),
-                       self.b.values)
-        prog.namer = self.namer
-        prog.return_loc = self.return_loc
-        return prog
+                       self.namer, self.return_loc)
+        return prog, self.b.values
 
     def _check_wrt(self, name, value):
         a = self.src.node.args  # errors point at the parameter in the signature
@@ -1201,6 +1199,17 @@ _INTRINSICS = {
 }
 
 
-def lower(fn, args, wrt, max_eqns=200_000) -> Program:
-    """Lower ``fn`` on the concrete ``args`` (one per parameter) to SSA."""
-    return Lowerer(fn, wrt, max_eqns).lower(tuple(args))
+def lower(fn, args, wrt, max_eqns=200_000) -> tuple[Program, dict]:
+    """Lower ``fn`` on the concrete ``args`` (one per parameter) to SSA.
+
+    Returns the program and, apart, the concrete value of each of its
+    variables on ``args`` (``Var -> value``): later passes read shapes and
+    types off them, and nothing keeps them past the pipeline."""
+    lowerer = Lowerer(fn, wrt, max_eqns)
+    try:
+        return lowerer.lower(tuple(args))
+    finally:
+        # Closures made while lowering may refer back to the lowerer (a recursive
+        # helper closure is a reference cycle); emptied, it holds no value of this
+        # call until the garbage collector gets to it.
+        lowerer.__dict__.clear()

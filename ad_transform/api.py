@@ -96,9 +96,9 @@ def _dump(stage: str, text: str) -> None:
     print(f"--- ad_transform: {stage} ---\n{text}", file=sys.stderr)
 
 
-def _check_output(prog):
+def _check_output(prog, values):
     (out,) = prog.outputs
-    value = prog.values[out] if isinstance(out, ir.Var) else out
+    value = values[out] if isinstance(out, ir.Var) else out
     shape = getattr(value, "shape", None)
     scalar = (isinstance(value, (int, float)) and not isinstance(value, bool)) or (
         shape is not None and getattr(value, "size", 2) == 1 and value.dtype.kind in "fiu")
@@ -106,36 +106,43 @@ def _check_output(prog):
         what = f"a {type(value).__name__}" if shape is None else f"an array of shape {shape}"
         raise NonScalarOutput(f"{prog.name} returned {what}; gradient needs a function that "
                               "returns one real number (reduce it, e.g. with sum())",
-                              getattr(prog, "return_loc", None))
+                              prog.return_loc)
 
 
 def _build(fun, args, wrt, single, with_value, max_eqns):
-    """The pipeline: one new compiled path for ``args``, and its result."""
+    """The pipeline: one new compiled path for ``args``, and its result.
+
+    The concrete values of the first call (``values``) pass through the stages
+    beside the program and die with this frame: the :class:`Entry` holds the
+    compiled function, its guards' expected outcomes and its file name only.
+    """
     dump = os.environ.get("AD_TRANSFORM_DUMP")
-    prog = lower(fun, args, wrt, max_eqns)
-    _check_output(prog)
+    prog, values = lower(fun, args, wrt, max_eqns)
+    _check_output(prog, values)
     if dump:
         _dump("lowered SSA (primal)", ir.format_program(prog))
-    full = prune(reverse(prog, wrt, single, with_value))
-    ir.verify(full)
+    full, values = reverse(prog, values, wrt, single, with_value)
+    full = prune(full, values)
+    ir.verify(full, values)
     if dump:
         _dump("after reverse and prune", ir.format_program(full))
     suffix = "value_and_grad" if with_value else "grad"
     name = f"{fun.__name__}_{suffix}" if fun.__name__.isidentifier() else suffix
-    emitted = emit(full, name)
+    emitted = emit(full, values, name)
     fn, source, filename = compile_function(emitted, f"{fun.__qualname__} {suffix}")
     if dump:
         _dump(f"generated source ({filename})", source)
-    return Entry(fn, source, full.decisions, filename, full), _result(full)
+    return Entry(fn, full.decisions, filename), _result(full.outputs[0], values)
 
 
-def _result(prog):
-    """The first call's answer, already computed while lowering."""
-    def read(x):
-        if isinstance(x, tuple):
-            return tuple(read(i) for i in x)
-        return prog.values[x] if isinstance(x, ir.Var) else x
-    return read(prog.outputs[0])
+def _result(x, values):
+    """The first call's answer for output ``x``, already computed while lowering.
+
+    (A module-level function: a recursive closure would be a reference cycle
+    holding ``values`` until the garbage collector runs.)"""
+    if isinstance(x, tuple):
+        return tuple(_result(i, values) for i in x)
+    return values[x] if isinstance(x, ir.Var) else x
 
 
 def _make(fun, wrt, with_value, maxsize, max_eqns):

@@ -7,6 +7,11 @@ fail, naming the guard and the outcome observed there; the inputs' path then
 starts with the failing path's decisions up to that guard plus the observed
 outcome, so :meth:`PathCache.resolve` tries the cached paths with that prefix
 and lowers a new path only when none fits.  A cached path never re-lowers.
+
+Memory: an :class:`Entry` holds its compiled function, its guards' expected
+outcomes and its file name, and nothing of the call it was lowered on.  An
+evicted path (LRU bound, ``cache_clear``, a redefined function) is freed by
+reference counting, and its lines leave :mod:`linecache` with it.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import threading
 import weakref
 from collections import OrderedDict, namedtuple
 
+from .compile import source_lines
 from .runtime import PathMiss, same
 
 __all__ = ["CacheInfo", "PathCache", "Entry", "cache_for"]
@@ -23,13 +29,26 @@ CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "maxsize", "currsize"])
 
 
 class Entry:
-    """One compiled control path."""
+    """One compiled control path: its function, its decisions (the expected outcome
+    of each guard, which the function's code also holds) and its file name.
 
-    __slots__ = ("fn", "source", "decisions", "filename", "program")
+    A decision keeps what the guard compares against: a type signature, an
+    object's identity, or a snapshot of a flag or container baked into the
+    path (a global list or dict, with copies of the arrays in it: the path
+    read their values, so a change to them must miss).  Nothing else of the
+    first call is kept.
+    """
 
-    def __init__(self, fn, source, decisions, filename, program=None):
-        self.fn, self.source, self.decisions = fn, source, decisions
-        self.filename, self.program = filename, program
+    __slots__ = ("fn", "decisions", "filename", "_lines")
+
+    def __init__(self, fn, decisions, filename):
+        self.fn, self.decisions, self.filename = fn, decisions, filename
+        self._lines = source_lines(filename)  # the list linecache holds, not a copy
+
+    @property
+    def source(self) -> str:
+        """The generated source (the text :mod:`linecache` holds for ``filename``)."""
+        return "".join(self._lines)
 
 
 class PathCache:
@@ -78,14 +97,24 @@ class PathCache:
         cached path is not lowered again under contention.
         ``build(args) -> (Entry, result)`` lowers and compiles a new path.
         """
+        try:
+            return self._resolve(args, miss, build)
+        finally:
+            # The traceback holds the frames of the missed paths (their inputs and
+            # values) and the caller's frame, which holds ``miss``: a cycle that
+            # would keep them alive until the garbage collector runs.
+            miss.__traceback__ = None
+
+    def _resolve(self, args, miss, build):
         entry = None if miss.index < 0 else self._raised_by(miss)
+        miss.__traceback__ = None
         with self.lock:
             if entry is None and self.current is not None:  # another thread compiled meanwhile
                 entry = self.current
                 try:
                     result = entry.fn(*args)
                 except PathMiss as again:
-                    miss = again
+                    miss = again.with_traceback(None)
                 else:
                     next(self.counter)
                     return result
@@ -99,7 +128,7 @@ class PathCache:
                 try:
                     result = candidate.fn(*args)
                 except PathMiss as again:
-                    entry, miss = candidate, again
+                    entry, miss = candidate, again.with_traceback(None)
                     continue
                 next(self.counter)
                 self.entries.move_to_end(candidate)

@@ -3,6 +3,9 @@
 :func:`to_source` is the one place that turns AST into text (with astunparse);
 :func:`compile_function` registers that text with :mod:`linecache`, so
 tracebacks, ``inspect.getsource`` and debuggers show the generated lines.
+The registration lives as long as the compiled function: when a path is
+evicted from its cache and its function is freed, its lines leave
+``linecache`` too (:func:`source_lines` reads them meanwhile).
 """
 from __future__ import annotations
 
@@ -11,13 +14,14 @@ import io
 import itertools
 import linecache
 import re
+import weakref
 
 import astunparse
 import gast
 
 from .emit import Emitted
 
-__all__ = ["to_source", "compile_function"]
+__all__ = ["to_source", "compile_function", "source_lines"]
 
 _MARKER = re.compile(r"^(\s*)__ad_comment_(\d+)__\s*$", re.M)
 _ASSIGN = re.compile(r"^(\s*[\w.]+ = )\((.*)\)$", re.M)
@@ -85,15 +89,19 @@ _CODE: dict = {}  # reuse_key -> (code, source, filename), for generated code th
 def compile_function(emitted: Emitted, label: str, reuse_key=None):
     """Compile the generated function; returns ``(function, source, filename)``.
 
-    With ``reuse_key``, code generated before under the same key (same text,
-    other objects in its namespace) is not unparsed and compiled again.
+    The function is not bound in its own namespace (nothing calls it by
+    name), so it is freed as soon as its last user drops it, and its
+    ``linecache`` entry with it.  With ``reuse_key``, code generated before
+    under the same key (same text, other objects in its namespace) is not
+    unparsed and compiled again, and its lines stay registered.
     """
     if reuse_key is not None and reuse_key in _CODE:
         code, source, filename = _CODE[reuse_key]
     else:
         source = to_source(emitted)
         filename = f"<ad_transform {label} #{next(_serial)}>"
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        lines = source.splitlines(True)
+        linecache.cache[filename] = (len(source), None, lines, filename)
         code = compile(source, filename, "exec")
         if reuse_key is not None:
             if len(_CODE) >= 1024:
@@ -101,4 +109,20 @@ def compile_function(emitted: Emitted, label: str, reuse_key=None):
             _CODE[reuse_key] = code, source, filename
     namespace = dict(emitted.namespace)
     exec(code, namespace)
-    return namespace[emitted.fdef.name], source, filename
+    fn = namespace.pop(emitted.fdef.name)
+    if reuse_key is None:
+        weakref.finalize(fn, _forget, filename, lines)
+    return fn, source, filename
+
+
+def _forget(filename: str, lines: list) -> None:
+    """Drop ``filename`` from linecache, if the entry there is still the one registered."""
+    entry = linecache.cache.get(filename)
+    if entry is not None and len(entry) > 2 and entry[2] is lines:
+        del linecache.cache[filename]
+
+
+def source_lines(filename: str) -> list:
+    """The generated lines registered under ``filename`` (empty once freed)."""
+    entry = linecache.cache.get(filename)
+    return entry[2] if entry is not None and len(entry) > 2 else []

@@ -49,8 +49,9 @@ def _const(value):
 
 
 class _Emitter:
-    def __init__(self, prog: Program):
+    def __init__(self, prog: Program, values: dict):
         self.prog = prog
+        self.values = values  # Var -> value on the first call: read while emitting, not kept
         self.namer = prog.namer
         self.namespace: dict = {}
         self._bound: dict = {}  # id(obj) -> name
@@ -241,7 +242,7 @@ class _Emitter:
         Ownership is read off the concrete values of the lowering, which the
         same operations on the same shapes and dtypes reproduce at run time.
         """
-        values = self.prog.values
+        values = self.values
         arrays = [v for v in values.values() if type(v) is np.ndarray]
         count: dict = {}
         for v in arrays:
@@ -351,10 +352,11 @@ def _hint_for(obj) -> str:
     return "_k"
 
 
-def emit(prog: Program, name: str) -> Emitted:
-    """Build the generated function for ``prog``, named ``name``."""
+def emit(prog: Program, values: dict, name: str) -> Emitted:
+    """Build the generated function for ``prog``, named ``name``; ``values`` are the
+    concrete values of its variables (see :meth:`_Emitter.plan_inplace`)."""
     prog.namer.used.add(name)
-    return _Emitter(prog).function(name)
+    return _Emitter(prog, values).function(name)
 
 
 def emit_dispatcher(name: str, params, slot_obj, cache_obj, build_obj) -> Emitted:

@@ -128,14 +128,21 @@ class Eqn:
 
 @dataclass
 class Program:
-    """A function along one control path: inputs, equations, outputs."""
+    """A function along one control path: inputs, equations, outputs.
+
+    A program holds no concrete value of the call it was lowered on: those
+    (``Var -> value``, what :attr:`Builder.values` records) travel beside it
+    through the pipeline and are dropped once the code is emitted, so a cached
+    path keeps none of its first call's data.
+    """
 
     name: str
     inputs: tuple  # one Var per parameter of the user's function
     eqns: list
     outputs: tuple  # atoms returned
     decisions: tuple = ()  # the control path: expected outcome of each guard
-    values: dict = field(default_factory=dict, repr=False)  # Var -> concrete value
+    namer: Namer | None = field(default=None, repr=False)  # gives the names used, and new ones
+    return_loc: Loc | None = None  # the ``return`` that produced the output (for errors)
     # set by the reverse pass: (adjoint, primal variable, exact) for every adjoint and
     # gradient (exact: a gradient, which must have its input's shape)
     adjoints: list = field(default_factory=list, repr=False)
@@ -387,8 +394,13 @@ def format_program(p: Program) -> str:
     return "\n".join(lines)
 
 
-def verify(p: Program) -> None:
-    """Check the SSA invariants; raise AssertionError naming the first violation."""
+def verify(p: Program, values: dict | None = None) -> None:
+    """Check the SSA invariants; raise AssertionError naming the first violation.
+
+    With the concrete ``values`` of a reversed program, also check the reverse
+    pass's shape guarantee (each adjoint broadcasts to its primal's shape, each
+    gradient has its input's shape)."""
+    values = values or {}
     defined = set(p.inputs)
     assert len(defined) == len(p.inputs), "an input is listed twice"
     for e in p.eqns:
@@ -404,7 +416,7 @@ def verify(p: Program) -> None:
             defined.add(e.out)
     names = [v.name for v in defined]
     assert len(names) == len(set(names)), "two variables share a name"
-    _verify_adjoint_shapes(p)
+    _verify_adjoint_shapes(p, values)
     stack = list(p.outputs)
     while stack:
         x = stack.pop()
@@ -414,14 +426,14 @@ def verify(p: Program) -> None:
             assert x in defined, f"output {x.name} is never defined"
 
 
-def _verify_adjoint_shapes(p: Program) -> None:
+def _verify_adjoint_shapes(p: Program, values: dict) -> None:
     """What the reverse pass promises: each adjoint has its primal's shape or one that
     broadcasts to it (NumPy's rules, aligned from the right); each gradient its input's."""
     for g, x, exact in p.adjoints:
-        if x not in p.values or (isinstance(g, Var) and g not in p.values):
+        if x not in values or (isinstance(g, Var) and g not in values):
             continue  # values already released
-        gs = np.shape(p.values[g] if isinstance(g, Var) else _raw(g))
-        xs = np.shape(p.values[x])
+        gs = np.shape(values[g] if isinstance(g, Var) else _raw(g))
+        xs = np.shape(values[x])
         if exact:
             assert gs == xs, f"the gradient of {x.name} has shape {gs}, its input {xs}"
             continue

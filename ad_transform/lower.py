@@ -383,7 +383,7 @@ class Lowerer:
         self._defaults: list = []  # default values of inlined functions (outside state)
 
     # -- entry point -----------------------------------------------------------
-    def lower(self, args) -> Program:
+    def lower(self, args) -> tuple[Program, dict]:
         fn = self.fn
         sig = inspect.signature(fn)
         params = list(sig.parameters)
@@ -428,10 +428,8 @@ class Lowerer:
                     exc._ad_noted = True
                 raise
         prog = Program(src.name, tuple(inputs), self.b.eqns, (result,), tuple(self.decisions),
-                       self.b.values)
-        prog.namer = self.namer
-        prog.return_loc = self.return_loc
-        return prog
+                       self.namer, self.return_loc)
+        return prog, self.b.values
 
     def _check_unchanged(self, fn, node):
         """The differentiated function's ``__code__`` and defaults are those it had when it
@@ -1866,8 +1864,12 @@ class _RoomToRecurse:
                 sys.setrecursionlimit(_ROOM["saved"])
 
 
-def lower(fn, args, wrt, max_eqns=200_000) -> Program:
-    """Lower ``fn`` on the concrete ``args`` (one per parameter) to SSA."""
+def lower(fn, args, wrt, max_eqns=200_000) -> tuple[Program, dict]:
+    """Lower ``fn`` on the concrete ``args`` (one per parameter) to SSA.
+
+    Returns the program and, apart, the concrete value of each of its
+    variables on ``args`` (``Var -> value``): later passes read shapes and
+    types off them, and nothing keeps them past the pipeline."""
     with _RoomToRecurse() as python_limit:
         lowerer = Lowerer(fn, wrt, max_eqns)
         # the user's code may nest calls as deeply as plain Python would let it
@@ -1875,4 +1877,8 @@ def lower(fn, args, wrt, max_eqns=200_000) -> Program:
         try:
             return lowerer.lower(tuple(args))
         finally:
+            # Closures made while lowering may refer back to the lowerer (a recursive
+            # helper closure is a reference cycle); emptied, it holds no value of this
+            # call until the garbage collector gets to it.
+            lowerer.__dict__.clear()
             lowerer._finished = True

@@ -34,14 +34,17 @@ def _active_set(prog: Program, wrt_vars) -> set:
     return active
 
 
-def reverse(prog: Program, wrt: tuple, single: bool, with_value: bool) -> Program:
+def reverse(prog: Program, values: dict, wrt: tuple, single: bool,
+            with_value: bool) -> tuple[Program, dict]:
     """Append the adjoint of ``prog`` with respect to inputs ``wrt`` (indices).
 
-    The result returns ``grad`` (``single``) or a tuple of gradients, preceded
-    by the primal value when ``with_value``.
+    ``values`` are the concrete values of ``prog``'s variables (from
+    :func:`~ad_transform.lower.lower`).  The result returns ``grad``
+    (``single``) or a tuple of gradients, preceded by the primal value when
+    ``with_value``; it comes with the values of its variables (a new dict).
     """
     b = Builder(prog.namer)
-    b.values = dict(prog.values)
+    b.values = dict(values)
     b.eqns = list(prog.eqns)
     b.phase = "adjoint"
     for e in prog.eqns:  # adjoints reuse what the primal computed (cos(x) for sin's rule)
@@ -92,11 +95,10 @@ def reverse(prog: Program, wrt: tuple, single: bool, with_value: bool) -> Progra
             out = b.emit(N.copy, (_raw(out),), hint="value")  # each call gets its own
     ret = grads[0] if single else tuple(grads)
     result = Program(prog.name, prog.inputs, b.eqns, ((out, ret),) if with_value else (ret,),
-                     prog.decisions, b.values)
-    result.namer = prog.namer
+                     prog.decisions, prog.namer, prog.return_loc)
     result.adjoints = [(g, x, exact) for g, x, exact in record
                        if isinstance(g, Var) or np.ndim(g)]
-    return result
+    return result, b.values
 
 
 def _apply_rule(b: Builder, e, rule, g, ins, params, x):
@@ -201,7 +203,7 @@ def _owned_grad(b: Builder, g, x: Var, prog: Program, taken=()):
     fresh = (isinstance(g, Var) and g not in prog.inputs and isinstance(gv, np.ndarray)
              and gv.base is None and gv.flags.writeable and gv.shape == xv.shape
              and not any(e.out is g and e.prim.layout_view for e in b.eqns)  # a view later?
-             and not any(v is gv for v in _outside_arrays(prog))
+             and not any(v is gv for v in _outside_arrays(prog, b.values))
              and not any(t is gv for t in taken))
     want = xv.dtype if xv.dtype.kind == "f" else np.dtype(np.float64)
     if fresh and gv.dtype == want:
@@ -209,15 +211,15 @@ def _owned_grad(b: Builder, g, x: Var, prog: Program, taken=()):
     return b.emit(N.as_grad, (g, x), hint="d_" + x.name)  # emit: a new array every time
 
 
-def _outside_arrays(prog: Program):
+def _outside_arrays(prog: Program, values: dict):
     """Arrays the caller or the compiled code also holds: inputs, globals and closure
     cells read at run time, constants.  (An adjoint can *be* one of them: ``u`` in the
     adjoint of ``np.sum(u * x)``, or ``x`` itself after ``x.astype(x.dtype)``.)"""
     for v in prog.inputs:
-        yield prog.values[v]
+        yield values[v]
     for e in prog.eqns:
         if e.prim is B.load_global or e.prim is B.load_cell:
-            yield prog.values[e.out]
+            yield values[e.out]
         for a in e.ins:
             if isinstance(a, Const):
                 yield a.value
@@ -256,9 +258,9 @@ def _opaque_method(prim) -> bool:
     return prim.form[0] == "method" and B._METHODS.get(prim.form[1]) is prim
 
 
-def prune(prog: Program) -> Program:
+def prune(prog: Program, values: dict) -> Program:
     """Drop equations whose results are never used; keep guards, opaque calls and
-    primal operations that may raise (see :func:`_may_raise`)."""
+    primal operations that may raise (see :func:`_may_raise`, which reads ``values``)."""
     live = set()
 
     def mark(x):
@@ -272,13 +274,13 @@ def prune(prog: Program) -> Program:
     kept = []
     for e in reversed(prog.eqns):
         keep = (e.out is None or e.out in live or e.prim is B.call_opaque
-                or _opaque_method(e.prim) or _may_raise(e, prog.values))
+                or _opaque_method(e.prim) or _may_raise(e, values))
         if keep:
             kept.append(e)
             for x in e.ins:
                 mark(x)
     kept.reverse()
-    result = Program(prog.name, prog.inputs, kept, prog.outputs, prog.decisions, prog.values)
-    result.namer = prog.namer
+    result = Program(prog.name, prog.inputs, kept, prog.outputs, prog.decisions, prog.namer,
+                     prog.return_loc)
     result.adjoints = prog.adjoints
     return result

@@ -137,14 +137,15 @@ def test_broadcast_array_output_and_column_fill():
 def test_verify_checks_adjoint_shapes():
     from ad_transform.lower import lower
     from ad_transform.reverse import prune, reverse
-    full = prune(reverse(lower(leading_none_times_row, (np.ones(4),), (0,), 10_000),
-                         (0,), True, False))
+    prog, values = lower(leading_none_times_row, (np.ones(4),), (0,), 10_000)
+    full, values = reverse(prog, values, (0,), True, False)
+    full = prune(full, values)
     assert full.adjoints, "the reverse pass records its adjoints for verify"
-    ir.verify(full)
+    ir.verify(full, values)
     x = full.inputs[0]
     full.adjoints.append((ir.Const(np.ones(3)), x, False))
     with pytest.raises(AssertionError, match="does not broadcast"):
-        ir.verify(full)
+        ir.verify(full, values)
     full.adjoints[-1] = (ir.Const(np.ones((1, 4))), x, True)
     with pytest.raises(AssertionError, match="gradient of"):
-        ir.verify(full)
+        ir.verify(full, values)

@@ -103,7 +103,7 @@ def test_generated_source_is_what_runs():
 
 def test_format_program_text():
     d, r = _lines(f)
-    prog = lower.lower(f, (2.0, 1.0), (0, 1))
+    prog, _ = lower.lower(f, (2.0, 1.0), (0, 1))
     expected = f"""\
 program f(x1:float, x2:float):
   guard_types(x1, x2, expect=(<class 'float'>, <class 'float'>), index=0)    # {BASE}:{d}
@@ -119,14 +119,14 @@ program f(x1:float, x2:float):
 # -- (c) the SSA checker ----------------------------------------------------------------
 
 def _reversed(fn, args, wrt, with_value=False):
-    prog = lower.lower(fn, args, wrt)
-    return reverse.prune(reverse.reverse(prog, wrt, False, with_value))
+    full, values = reverse.reverse(*lower.lower(fn, args, wrt), wrt, False, with_value)
+    return reverse.prune(full, values)
 
 
 def test_verify_accepts_lowered_and_reversed_programs():
     for fn, args, wrt in CASES:
-        ir.verify(lower.lower(fn, args, wrt))
-        ir.verify(reverse.reverse(lower.lower(fn, args, wrt), wrt, False, True))
+        ir.verify(lower.lower(fn, args, wrt)[0])
+        ir.verify(reverse.reverse(*lower.lower(fn, args, wrt), wrt, False, True)[0])
         ir.verify(_reversed(fn, args, wrt))
 
 
@@ -141,7 +141,7 @@ def test_verify_rejects_use_before_definition():
     with pytest.raises(AssertionError, match="y used before it is defined"):
         ir.verify(broken)
     # a real program with two equations swapped
-    prog = lower.lower(f, (2.0, 1.0), (0, 1))
+    prog, _ = lower.lower(f, (2.0, 1.0), (0, 1))
     eqns = list(prog.eqns)
     i = next(k for k, e in enumerate(eqns) if e.out is not None and e.out.name == "mul")
     eqns[i - 1], eqns[i] = eqns[i], eqns[i - 1]  # mul before the sin it reads
@@ -154,7 +154,7 @@ def test_verify_rejects_a_variable_defined_twice():
     eqns = [Eqn(B.add, (x, Const(1.0)), t, None), Eqn(B.mul, (t, x), t, None)]
     with pytest.raises(AssertionError, match="t defined twice"):
         ir.verify(Program("broken", (x,), eqns, (t,)))
-    prog = lower.lower(f, (2.0, 1.0), (0, 1))
+    prog, _ = lower.lower(f, (2.0, 1.0), (0, 1))
     eqns = list(prog.eqns)
     eqns.insert(2, eqns[1])  # the same equation twice
     with pytest.raises(AssertionError, match="defined twice"):
@@ -308,7 +308,7 @@ IDS = [f"{fn.__name__}{args}" for fn, args, _ in CASES]
 
 @pytest.mark.parametrize("fn, args, wrt", CASES, ids=IDS)
 def test_evaluate_matches_the_function(fn, args, wrt):
-    prog = lower.lower(fn, args, wrt)
+    prog, _ = lower.lower(fn, args, wrt)
     assert ir.evaluate(prog, *args) == fn(*args)
 
 
@@ -327,7 +327,7 @@ def test_evaluate_reversed_matches_compiled_and_finite_differences(fn, args, wrt
 @pytest.mark.parametrize("fn, args, wrt", CASES, ids=IDS)
 def test_evaluate_on_nearby_inputs_of_the_same_path(fn, args, wrt):
     """The program is a function of its inputs, not a record of one evaluation."""
-    prog = lower.lower(fn, args, wrt)
+    prog, _ = lower.lower(fn, args, wrt)
     rev = _reversed(fn, args, wrt)
     nearby = tuple(a * (1.0 + 1e-3) if isinstance(a, float) else a for a in args)
     assert math.isclose(ir.evaluate(prog, *nearby), fn(*nearby), rel_tol=1e-12)
@@ -344,7 +344,7 @@ def test_evaluate_on_nearby_inputs_of_the_same_path(fn, args, wrt):
     (c_product, (2.0, 3.0), (2.0, 3)),
 ])
 def test_evaluate_raises_guard_failed_on_another_path(fn, args, other):
-    prog = lower.lower(fn, args, (0, 1))
+    prog, _ = lower.lower(fn, args, (0, 1))
     with pytest.raises(ir.GuardFailed, match="guard_"):
         ir.evaluate(prog, *other)
     with pytest.raises(ir.GuardFailed):
@@ -352,7 +352,7 @@ def test_evaluate_raises_guard_failed_on_another_path(fn, args, other):
 
 
 def test_evaluate_reads_globals_at_run_time(monkeypatch):
-    prog = lower.lower(c_global, (0.7, 1.3), (1,))
+    prog, _ = lower.lower(c_global, (0.7, 1.3), (1,))
     monkeypatch.setattr(sys.modules[__name__], "SCALE", -4.0)
     assert ir.evaluate(prog, 0.7, 1.3) == c_global(0.7, 1.3)
 
@@ -361,8 +361,8 @@ def test_evaluate_reads_globals_at_run_time(monkeypatch):
 
 @pytest.mark.parametrize("fn, args, wrt", CASES[:8], ids=IDS[:8])
 def test_lowering_is_deterministic(fn, args, wrt):
-    assert ir.format_program(lower.lower(fn, args, wrt)) == ir.format_program(
-        lower.lower(fn, args, wrt))
+    assert ir.format_program(lower.lower(fn, args, wrt)[0]) == ir.format_program(
+        lower.lower(fn, args, wrt)[0])
     assert ir.format_program(_reversed(fn, args, wrt)) == ir.format_program(
         _reversed(fn, args, wrt))
     g = gradient(fn, wrt)
@@ -416,7 +416,7 @@ def test_dump_prints_every_stage(monkeypatch, capsys):
     assert all(p >= 0 for p in positions), err
     assert positions == sorted(positions)
     monkeypatch.delenv("AD_TRANSFORM_DUMP")
-    assert ir.format_program(lower.lower(dumped, (0.5, 0.25), (0, 1))) in err
+    assert ir.format_program(lower.lower(dumped, (0.5, 0.25), (0, 1))[0]) in err
     assert g.source(0.5, 0.25) in err
     assert "d_x2" in err and "program dumped(x1:float, x2:float):" in err
     assert _close(gx, numerical_gradient(dumped, (0.5, 0.25), 0))

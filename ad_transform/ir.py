@@ -198,7 +198,7 @@ class Builder:
     outputs or constants); :meth:`apply` folds an operation whose inputs are
     all constants to a constant instead of appending it, drops identities
     (``x * 1.0``) and reuses the earlier result of the same operation (for
-    arrays, only in adjoint code), while :meth:`emit` always appends;
+    arrays, only in adjoint code), while :meth:`record` always appends;
     ``values[v]`` holds the concrete value of every variable, so later passes
     know shapes and types exactly.
     """
@@ -261,7 +261,7 @@ class Builder:
             self.seen[key] = out
         return out
 
-    def emit(self, prim: Primitive, ins, params=None, hint: str | None = None) -> Var:
+    def record(self, prim: Primitive, ins, params=None, hint: str | None = None) -> Var:
         """Like :meth:`apply`, but always appends (reads of globals, opaque calls)."""
         params = params or {}
         return self._emit(prim, ins, [self.value(x) for x in ins], params, hint)

@@ -92,7 +92,7 @@ def reverse(prog: Program, values: dict, wrt: tuple, single: bool,
             grads.append(g)
             record.append((g, x, True))
         if with_value and isinstance(_raw(out), np.ndarray):  # a constant of the code:
-            out = b.emit(N.copy, (_raw(out),), hint="value")  # each call gets its own
+            out = b.record(N.copy, (_raw(out),), hint="value")  # each call gets its own
     ret = grads[0] if single else tuple(grads)
     result = Program(prog.name, prog.inputs, b.eqns, ((out, ret),) if with_value else (ret,),
                      prog.decisions, prog.namer, prog.return_loc)
@@ -136,7 +136,7 @@ def _seed(value):
 def _zero_like(b: Builder, x: Var):
     value = b.value(x)
     if isinstance(value, np.ndarray):
-        return b.emit(N.zeros_like, (x,), {"dtype": np.float64} if value.dtype.kind != "f"
+        return b.record(N.zeros_like, (x,), {"dtype": np.float64} if value.dtype.kind != "f"
                       else None, hint="d_" + x.name)
     return 0.0
 
@@ -208,7 +208,7 @@ def _owned_grad(b: Builder, g, x: Var, prog: Program, taken=()):
     want = xv.dtype if xv.dtype.kind == "f" else np.dtype(np.float64)
     if fresh and gv.dtype == want:
         return g
-    return b.emit(N.as_grad, (g, x), hint="d_" + x.name)  # emit: a new array every time
+    return b.record(N.as_grad, (g, x), hint="d_" + x.name)  # record: a new array every time
 
 
 def _outside_arrays(prog: Program, values: dict):

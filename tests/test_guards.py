@@ -418,28 +418,36 @@ ALLOWED = {"_fact", "sig", "_memory", "lower", "_emit"}
 
 
 def test_lowering_reads_values_only_through_facts():
-    """In lower.py, only the fact readers touch the builder's concrete values; every other
-    read goes through them (each documented: guarded by value, by signature, or a
-    memory-sharing check)."""
+    """In every module of the interpreter (lower.py and the modules it was split into),
+    only the fact readers touch the builder's concrete values; every other read goes
+    through them (each documented: guarded by value, by signature, or a memory-sharing
+    check)."""
     import ast
     import inspect as _inspect
 
-    from ad_transform import lower
+    from ad_transform import lower, outside, scope, values
+    from ad_transform.rules import core, python
 
-    tree = ast.parse(_inspect.getsource(lower))
+    # the Lowerer's own class and every mixin it is made of, wherever they live, and the
+    # lowerings the registry hands the interpreter to
+    modules = {_inspect.getmodule(c) for c in lower.Lowerer.__mro__ if c is not object}
+    modules |= {lower, outside, scope, values, python}
+    modules |= {_inspect.getmodule(f) for f in core.LOWERINGS.values()}
+    assert len(modules) >= 8, modules  # lower, outside, alias, calls, containers, ...
     bad = []
 
-    def visit(node, where):
+    def visit(node, where, filename):
         for child in ast.iter_child_nodes(node):
             name = child.name if isinstance(child, (ast.FunctionDef, ast.ClassDef)) else where
             if isinstance(child, ast.Attribute) and child.attr in ("value", "values") and (
                     isinstance(child.value, ast.Attribute) and child.value.attr == "b"
                     or child.attr == "values" and isinstance(child.value, ast.Name)
                     and child.value.id == "self") and where not in ALLOWED:
-                bad.append(f"{where}:{child.lineno}")
-            visit(child, name)
+                bad.append(f"{filename}:{where}:{child.lineno}")
+            visit(child, name, filename)
 
-    visit(tree, "<module>")
+    for module in sorted(modules, key=lambda m: m.__name__):
+        visit(ast.parse(_inspect.getsource(module)), "<module>", module.__name__)
     assert not bad, f"concrete values read outside the fact readers: {bad}"
 
 

@@ -12,6 +12,7 @@ import builtins
 from typing import Any, Callable
 
 from ..ir import Primitive, current_builder
+from ..values import _contains_var
 
 __all__ = ["REGISTRY", "METHODS", "LOWERINGS", "defprim", "defvjp", "defzero", "deflowering",
            "lookup", "lookup_method", "lookup_attr", "lookup_lowering", "value_of", "refuse"]
@@ -22,18 +23,36 @@ LOWERINGS: dict[Any, Callable] = {}  # Python callable -> function that builds I
 ATTRS: dict[tuple[type, str], Callable] = {}  # (type, attribute) -> function of the atom
 
 
-def deflowering(*fns):
-    """Register a function that lowers calls of ``fns`` to primitives.
+def deflowering(*fns, interpreter: bool = False):
+    """Register how calls of ``fns`` are lowered: the one registry of lowerings.
 
-    For calls that are more than one primitive (``np.array([a, b])``,
-    ``np.linalg.slogdet``): it receives the interpreter's values (atoms, lists
-    of atoms, constants) and applies primitives, returning any Python structure.
+    Every entry is called by the interpreter as ``lowering(lw, args, kwargs, node, hint)``
+    (``lw`` the :class:`~ad_transform.lower.Lowerer`) and returns the call's interpreter
+    value, or ``NotImplemented`` to leave the call to the next step of ``Lowerer.call``.
+
+    ``interpreter=True`` registers such a function as it is (the builtins the interpreter
+    runs itself, :mod:`ad_transform.rules.python`).  Otherwise the function is a rule over
+    the traced values, for calls that are more than one primitive (``np.array([a, b])``,
+    ``np.linalg.slogdet``): it is called only when a traced value is among the arguments,
+    with NumPy's static arguments made plain (``Lowerer.static_args``), as
+    ``lowering(*args, **kwargs)``, and applies primitives, returning any Python structure.
     """
     def register(lowering):
+        entry = lowering if interpreter else _of_traced(lowering)
         for fn in fns:
-            LOWERINGS[_key(fn)] = lowering
+            LOWERINGS[_key(fn)] = entry
         return lowering
     return register
+
+
+def _of_traced(lowering):
+    def lower_call(lw, args, kwargs, node, hint):
+        if not (any(_contains_var(a) for a in args) or any(_contains_var(v) for v in kwargs.values())):
+            return NotImplemented  # constants only: folded
+        lw.b.loc = lw.loc(node)
+        args, kwargs = lw.static_args(args, kwargs, node)
+        return lowering(*args, **kwargs)
+    return lower_call
 
 
 def lookup_lowering(fn):

@@ -14,7 +14,7 @@ import numpy as np
 from .. import runtime
 from ..ir import Var
 from .builtins import getitem
-from .math import _LN2, _LN10
+from .elementwise import _LN2, define
 from .core import (ATTRS, METHODS, call_prim, defprim, deflowering, defvjp, defvjp_variadic,
                    defzero, lookup, refuse, value_of)
 
@@ -114,35 +114,15 @@ power = defvjp(n("power", "pow"), _power_base, lambda g, ans, a, b: g * (ans * l
 negative = defvjp(n("negative", "neg"), lambda g, ans, x: -g)
 positive = defvjp(n("positive", "pos"), lambda g, ans, x: g)
 square = defvjp(n("square"), lambda g, ans, x: g * (2.0 * x))
-sqrt = defvjp(n("sqrt"), lambda g, ans, x: g / (2.0 * ans))
+sign = defzero(n("sign"))
+# the formulas NumPy shares with math (exp, sqrt, sin, arcsin, absolute, ...):
+# rules/elementwise.py
+globals().update(define(lambda name: n(name, "abs" if name == "absolute" else None), "np",
+                        sign=sign))
 cbrt = defvjp(n("cbrt"), lambda g, ans, x: g / (3.0 * ans * ans))
 reciprocal = defvjp(n("reciprocal"), lambda g, ans, x: -g * (ans * ans))
-exp = defvjp(n("exp"), lambda g, ans, x: g * ans)
 exp2 = defvjp(n("exp2"), lambda g, ans, x: g * (ans * _LN2))
-expm1 = defvjp(n("expm1"), lambda g, ans, x: g * (ans + 1.0))
 log = defvjp(n("log"), lambda g, ans, x: g / x)
-log2 = defvjp(n("log2"), lambda g, ans, x: g / (x * _LN2))
-log10 = defvjp(n("log10"), lambda g, ans, x: g / (x * _LN10))
-log1p = defvjp(n("log1p"), lambda g, ans, x: g / (x + 1.0))
-sin, cos = n("sin"), n("cos")
-defvjp(sin, lambda g, ans, x: g * cos(x))
-defvjp(cos, lambda g, ans, x: -g * sin(x))
-tan = defvjp(n("tan"), lambda g, ans, x: g * (1.0 + ans * ans))
-arcsin = defvjp(n("arcsin"), lambda g, ans, x: g / sqrt(1.0 - x * x))
-arccos = defvjp(n("arccos"), lambda g, ans, x: -g / sqrt(1.0 - x * x))
-arctan = defvjp(n("arctan"), lambda g, ans, x: g / (1.0 + x * x))
-arctan2 = defvjp(n("arctan2"),
-                 lambda g, ans, y, x: g * x / (x * x + y * y),
-                 lambda g, ans, y, x: -g * y / (x * x + y * y))
-sinh, cosh = n("sinh"), n("cosh")
-defvjp(sinh, lambda g, ans, x: g * cosh(x))
-defvjp(cosh, lambda g, ans, x: g * sinh(x))
-tanh = defvjp(n("tanh"), lambda g, ans, x: g * (1.0 - ans * ans))
-arcsinh = defvjp(n("arcsinh"), lambda g, ans, x: g / sqrt(x * x + 1.0))
-arccosh = defvjp(n("arccosh"), lambda g, ans, x: g / sqrt(x * x - 1.0))
-arctanh = defvjp(n("arctanh"), lambda g, ans, x: g / (1.0 - x * x))
-sign = defzero(n("sign"))
-absolute = defvjp(n("absolute", "abs"), lambda g, ans, x: g * sign(x))
 maximum = defvjp(n("maximum"), lambda g, ans, a, b: g * (a >= b), lambda g, ans, a, b: g * (a < b))
 minimum = defvjp(n("minimum"), lambda g, ans, a, b: g * (a <= b), lambda g, ans, a, b: g * (a > b))
 # fmax/fmin ignore a NaN operand: the other one is the result and gets the derivative

@@ -270,25 +270,27 @@ class Lowerer(OutsideValues, WriteAliasing, Calls, Containers):
             if not self.truth(self.eval(s.test), s.test):
                 self.exec_block(s.orelse)
                 return
-            try:
-                self.exec_block(s.body)
-            except _Break:
+            if not self._iteration(s.body):
                 return
-            except _Continue:
-                pass
             self.b.loc = self.loc(s)
 
     def s_For(self, s):
         for item in self._live(self.eval(s.iter), s.iter):
             self.b.loc = self.loc(s)
             self.assign(s.target, item)
-            try:
-                self.exec_block(s.body)
-            except _Break:
+            if not self._iteration(s.body):
                 return
-            except _Continue:
-                pass
         self.exec_block(s.orelse)
+
+    def _iteration(self, body) -> bool:
+        """Run one iteration of a loop's ``body``; False when it ends in ``break``."""
+        try:
+            self.exec_block(body)
+        except _Break:
+            return False
+        except _Continue:
+            pass
+        return True
 
     def s_Assert(self, s):
         if not self.truth(self.eval(s.test), s.test):

@@ -70,17 +70,10 @@ setitem = defvjp(rt("setitem", "upd"),
                  None,
                  _setitem_value)
 index_tuple = rt("index_tuple", "idx")  # no derivative: indices are piecewise constant
-flat_item = rt("flat_item", "g")
-block = rt("block", "g")
-tensordot_vjp = rt("tensordot_vjp", "g")
-einsum_vjp = rt("einsum_vjp", "g")
-trace_vjp = rt("trace_vjp", "g")
-nuc_vjp = rt("nuc_vjp", "g")
-cumsum_vjp = rt("cumsum_vjp", "g")
-prod_vjp = rt("prod_vjp", "g")
-tile_vjp = rt("tile_vjp", "g")
-repeat_vjp = rt("repeat_vjp", "g")
-diag_vjp = rt("diag_vjp", "g")
+(flat_item, block, tensordot_vjp, einsum_vjp, trace_vjp, nuc_vjp, cumsum_vjp, prod_vjp,
+ tile_vjp, repeat_vjp, diag_vjp) = (rt(_name, "g") for _name in (
+    "flat_item", "block", "tensordot_vjp", "einsum_vjp", "trace_vjp", "nuc_vjp", "cumsum_vjp",
+    "prod_vjp", "tile_vjp", "repeat_vjp", "diag_vjp"))
 as_grad = rt("as_grad", "grad")
 log_or_zero = rt("log_or_zero", "log")
 

@@ -3,7 +3,7 @@
 Adjoints may come out broadcast; the reverse pass sums them back to their
 input's shape (``_rt.fit_shape``) only where the shapes differ, so rules are
 written as if shapes matched.  Helpers that would otherwise be repeated NumPy
-boilerplate live in :mod:`ad_transform.runtime` and print as ``_rt.name``.
+boilerplate live in :mod:`.numpy_kernels` and print as ``_rt.name``.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import runtime
 from ..ir import Var
+from . import numpy_kernels
 from .builtins import getitem
 from .elementwise import _LN2, define
 from .core import (ATTRS, METHODS, call_prim, defprim, deflowering, defvjp, defvjp_variadic,
@@ -26,7 +27,10 @@ def n(name, hint=None):
 
 
 def rt(name, hint=None):
-    return call_prim(runtime, name, "_rt", hint=hint, register=False)
+    """A primitive printed as ``_rt.name(...)``: a kernel of :mod:`.numpy_kernels` (which
+    runtime re-exports) or a helper of :mod:`ad_transform.runtime`."""
+    impl = getattr(numpy_kernels, name, None) or getattr(runtime, name)
+    return call_prim(runtime, name, "_rt", hint=hint, impl=impl, register=False)
 
 
 def linalg(name):
@@ -60,7 +64,7 @@ def _setitem_value(g, ans, x, idx, v):
     if not _keeps_derivative(v, ans):
         return None
     iv = value_of(idx)
-    if not isinstance(idx, Var) and (runtime._basic(iv) or runtime.written(shape(ans), iv).all()):
+    if not isinstance(idx, Var) and (numpy_kernels._basic(iv) or numpy_kernels.written(shape(ans), iv).all()):
         return getitem(g, idx)  # every value written lands: no index repeats
     return setitem_vjp(g, idx)
 

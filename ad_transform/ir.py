@@ -3,7 +3,7 @@
 A :class:`Program` is a straight line of :class:`Eqn` s.  Each equation applies
 one :class:`Primitive` to atoms (:class:`Var` or :class:`Const`) and defines at
 most one new variable; every variable is defined exactly once, before its uses.
-Guards (``prim.form[0] == "guard"``) define nothing: they check at run time that
+Guards (``prim.is_guard``) define nothing: they check at run time that
 the inputs still take the control path the program was built for.
 
 Besides the data types this module holds the :class:`Builder` (the one way to
@@ -80,7 +80,9 @@ class Primitive:
     ``form`` says how the emitter prints it, without naming any AST class:
     ``("binop", "+")``, ``("unary", "-")``, ``("compare", "<")``,
     ``("call", root, attr, ...)`` for ``root.attr(...)``, ``("method", name)``,
-    ``("getattr", name)``, ``("getitem",)``, ``("guard", kind)``, ...
+    ``("getattr", name)``, ``("getitem",)``, ``("guard", kind)``, ...  It is for
+    printing only: what a primitive *means* to the passes is in its flags below
+    (``rules.core.defprim`` sets them when the primitive is declared).
     ``vjps[i]`` is the derivative rule of input ``i`` (``None``: not
     differentiable in that input; ``zero=True``: derivative zero everywhere).
     """
@@ -97,6 +99,14 @@ class Primitive:
     # returns a view of input 0 or a copy depending on its memory layout (np.ravel,
     # np.reshape), which guards do not check: a copy while lowering may be a view later
     layout_view: bool = False
+    is_guard: bool = False  # checks its inputs against ``expect`` and defines nothing
+    # may raise on scalars of the path's types (a call, ``/``, ``//``, ``%``, ``**``):
+    # the pruner keeps it, so the derivative raises where the function does
+    may_raise: bool = False
+    # reads state or runs code the lowering cannot see into (a global, a cell, an
+    # attribute, a library call): its result's type may change with values
+    opaque: bool = False
+    may_mutate: bool = False  # a library method that may change its object (lst.append)
 
     def __repr__(self) -> str:
         return self.name
@@ -130,6 +140,9 @@ class Eqn:
 class Program:
     """A function along one control path: inputs, equations, outputs.
 
+    Every field is declared here and set once, by :func:`ad_transform.lower.lower`;
+    later passes make new programs with :func:`dataclasses.replace` (the reverse pass
+    sets ``eqns``, ``outputs`` and ``adjoints``; pruning ``eqns``).
     A program holds no concrete value of the call it was lowered on: those
     (``Var -> value``, what :attr:`Builder.values` records) travel beside it
     through the pipeline and are dropped once the code is emitted, so a cached
@@ -408,7 +421,7 @@ def verify(p: Program, values: dict | None = None) -> None:
             assert isinstance(x, (Var, Const)), f"{format_eqn(e)}: operand {x!r} is not an atom"
             if isinstance(x, Var):
                 assert x in defined, f"{format_eqn(e)}: {x.name} used before it is defined"
-        if e.prim.form[0] == "guard":
+        if e.prim.is_guard:
             assert e.out is None, f"{format_eqn(e)}: a guard defines nothing"
         else:
             assert e.out is not None, f"{format_eqn(e)}: no output"
@@ -457,7 +470,7 @@ def evaluate(p: Program, *args):
 
     for e in p.eqns:
         vals = [read(x) for x in e.ins]
-        if e.prim.form[0] == "guard":
+        if e.prim.is_guard:
             if not e.prim.impl(*vals, **dict(e.params)):
                 raise GuardFailed(format_eqn(e))
             continue

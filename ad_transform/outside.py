@@ -83,10 +83,9 @@ def _value_shaped(prim, ins, vals) -> bool:
         # guards it (Lowerer._load_outside, Lowerer._guard_function)
     if prim is B.getitem:  # an element of a list/dict/object, or a boolean-mask selection
         return type(vals[0]) is not np.ndarray or _has_mask(vals[1])
-    if prim in (B.call_opaque, B.load_global, B.load_cell) or prim.form[0] in (
-            "getattr", "method", "call_obj"):
+    if prim.opaque:
         return True  # a library's or the user's object: anything may come back
-    if prim.form[:2] in (("binop", "**"), ("call", "pow")):
+    if prim in (B.power, B.builtins_pow):
         a, b = vals[:2]
         if type(a) is int and type(b) is int:
             return True  # 2 ** -1 is a float

@@ -14,6 +14,8 @@ raise stay).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from . import runtime
@@ -94,10 +96,9 @@ def reverse(prog: Program, values: dict, wrt: tuple, single: bool,
         if with_value and isinstance(_raw(out), np.ndarray):  # a constant of the code:
             out = b.record(N.copy, (_raw(out),), hint="value")  # each call gets its own
     ret = grads[0] if single else tuple(grads)
-    result = Program(prog.name, prog.inputs, b.eqns, ((out, ret),) if with_value else (ret,),
-                     prog.decisions, prog.namer, prog.return_loc)
-    result.adjoints = [(g, x, exact) for g, x, exact in record
-                       if isinstance(g, Var) or np.ndim(g)]
+    result = dataclasses.replace(
+        prog, eqns=b.eqns, outputs=((out, ret),) if with_value else (ret,),
+        adjoints=[(g, x, exact) for g, x, exact in record if isinstance(g, Var) or np.ndim(g)])
     return result, b.values
 
 
@@ -249,13 +250,12 @@ def _may_raise(e, values) -> bool:
         return True  # lst[5], d["key"]: IndexError, KeyError
     if e.phase != "primal" or e.out is None or type(values.get(e.out)) not in (int, float):
         return False
-    form = e.prim.form
-    return form[0] == "call" or (form[0] == "binop" and form[1] in ("/", "//", "%", "**"))
+    return e.prim.may_raise
 
 
 def _opaque_method(prim) -> bool:
     """``obj.name(...)`` run without a rule (``lst.append(1.0)``): it may change ``obj``."""
-    return prim.form[0] == "method" and B._METHODS.get(prim.form[1]) is prim
+    return prim.may_mutate
 
 
 def prune(prog: Program, values: dict) -> Program:
@@ -280,7 +280,4 @@ def prune(prog: Program, values: dict) -> Program:
             for x in e.ins:
                 mark(x)
     kept.reverse()
-    result = Program(prog.name, prog.inputs, kept, prog.outputs, prog.decisions, prog.namer,
-                     prog.return_loc)
-    result.adjoints = prog.adjoints
-    return result
+    return dataclasses.replace(prog, eqns=kept)

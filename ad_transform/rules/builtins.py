@@ -100,12 +100,13 @@ length = defzero(call_prim(builtins, "len", "len"))
 to_bool = defzero(call_prim(builtins, "bool", "bool"))
 
 # -- bookkeeping: reads of globals and closure cells, opaque calls, indexing ----
-load_global = defprim("load_global", lambda d, name: d[name], ("getitem",), hint="g")
+load_global = defprim("load_global", lambda d, name: d[name], ("getitem",), hint="g",
+                      opaque=True)
 load_cell = defprim("load_cell", lambda cell: cell.cell_contents, ("getattr", "cell_contents"),
-                    hint="cell")
+                    hint="cell", opaque=True)
 getitem = defprim("getitem", operator.getitem, ("getitem",), hint="item")
 call_opaque = defzero(defprim("call", lambda fn, *args, **kw: fn(*args, **kw), ("call_obj",),
-                              hint="call"))
+                              hint="call", opaque=True))
 
 function_state = defzero(call_prim(runtime, "function_state", "_rt", hint="state",
                                    register=False))
@@ -118,7 +119,7 @@ def getattr_(name):
     """``x.name`` on a traced value, read without a derivative."""
     if name not in _ATTRS:
         _ATTRS[name] = defzero(defprim(f"getattr_{name}", operator.attrgetter(name),
-                                       ("getattr", name), hint=name))
+                                       ("getattr", name), hint=name, opaque=True))
     return _ATTRS[name]
 
 
@@ -127,7 +128,8 @@ def method(name):
     if name not in _METHODS:
         _METHODS[name] = defzero(defprim(f"method_{name}",
                                          lambda obj, *a, **k: getattr(obj, name)(*a, **k),
-                                         ("method", name), hint=name))
+                                         ("method", name), hint=name, opaque=True,
+                                         may_mutate=True))
     return _METHODS[name]
 
 

@@ -18,7 +18,8 @@ import weakref
 from . import ir
 from .cache import Entry, cache_for
 from .compile import compile_function
-from .emit import emit, emit_dispatcher
+from .dispatcher import emit_dispatcher
+from .emit import emit
 from .errors import BadWrt, NonScalarOutput, SourceUnavailable, UnsupportedSyntax
 from .lower import lower
 from .reverse import prune, reverse

@@ -10,14 +10,14 @@ name that no local variable uses.
 from __future__ import annotations
 
 import builtins
-import inspect
 import math
 
 import gast
 import numpy as np
 
 from . import runtime
-from .ir import Const, Eqn, Namer, Program, Var
+from .ir import Const, Eqn, Program, Var
+from .registers import last_uses, plan_inplace, reuse_names
 
 __all__ = ["emit", "Emitted"]
 
@@ -30,23 +30,18 @@ _CMP = {"<": gast.Lt, "<=": gast.LtE, ">": gast.Gt, ">=": gast.GtE, "==": gast.E
         "not in": gast.NotIn}
 _LITERALS = (bool, int, str, type(None))
 
-
 class Emitted:
     def __init__(self, fdef, namespace, comments):
         self.fdef, self.namespace, self.comments = fdef, namespace, comments
 
-
 def _load(name):
     return gast.Name(id=name, ctx=gast.Load(), annotation=None, type_comment=None)
-
 
 def _store(name):
     return gast.Name(id=name, ctx=gast.Store(), annotation=None, type_comment=None)
 
-
 def _const(value):
     return gast.Constant(value=value, kind=None)
-
 
 class _Emitter:
     def __init__(self, prog: Program, values: dict):
@@ -196,84 +191,6 @@ class _Emitter:
             return gast.Tuple(elts=[self.output(i) for i in x], ctx=gast.Load())
         return self.atom(x)
 
-    def reuse_names(self) -> None:
-        """Let a value take the name of a dead value of the same family (``x_3`` -> ``x``).
-
-        The IR stays SSA; only the printed names repeat, the way a loop's
-        variable does in the user's code.  Frames stay small and values are
-        freed as soon as they die, which matters for long unrolled loops.
-        """
-        eqns, last = self.prog.eqns, self.last
-        free: dict = {}
-        for i, e in enumerate(eqns):
-            for x in dict.fromkeys(x for x in e.ins if isinstance(x, Var)):
-                if last[x] == i:
-                    free.setdefault(_family(x.name), []).append(self.names.get(x, x.name))
-            if e.out is not None:
-                pool = free.get(_family(e.out.name))
-                if pool and e.out in last:
-                    self.names[e.out] = pool.pop()
-
-    def last_uses(self) -> dict:
-        """Var -> index of the last equation that reads it (outputs: past the end)."""
-        eqns = self.prog.eqns
-        last: dict = {}
-        for i, e in enumerate(eqns):
-            for x in e.ins:
-                if isinstance(x, Var):
-                    last[x] = i
-        stack = list(self.prog.outputs)
-        while stack:
-            x = stack.pop()
-            if isinstance(x, tuple):
-                stack.extend(x)
-            elif isinstance(x, Var):
-                last[x] = len(eqns)
-        return last
-
-    def plan_inplace(self) -> None:
-        """Elementwise NumPy operations write into an operand that dies with them.
-
-        ``d = a * b`` becomes ``d = np.multiply(a, b, out=a)`` when ``a`` is
-        read nowhere later, was made by this code (not an input, a global, a
-        constant or a view), shares memory with no other value, and has the
-        result's shape and dtype.  Long elementwise chains on big arrays then
-        reuse one buffer instead of allocating, and freeing, one per step.
-        Ownership is read off the concrete values of the lowering, which the
-        same operations on the same shapes and dtypes reproduce at run time.
-        """
-        values = self.values
-        arrays = [v for v in values.values() if type(v) is np.ndarray]
-        count: dict = {}
-        for v in arrays:
-            count[id(v)] = count.get(id(v), 0) + 1
-        shared = {id(v.base) for v in arrays if v.base is not None}
-        shared.update(id(values[v]) for v in self.prog.inputs)
-        made = set()
-        for e in self.prog.eqns:
-            shared.update(id(x.value) for x in e.ins if isinstance(x, Const))
-            if e.prim.layout_view:  # a copy now, a view of its operand on other inputs
-                shared.update(id(values[x]) for x in e.ins[:1] if isinstance(x, Var))
-            elif e.out is not None and e.prim.form[0] in ("binop", "unary", "call"):
-                made.add(e.out)  # not a read of a global, a cell or an opaque call's result
-
-        def owned(x):
-            v = values.get(x)
-            return (x in made and type(v) is np.ndarray and v.ndim > 0 and v.base is None
-                    and v.flags.writeable and v.flags.owndata and count[id(v)] == 1
-                    and id(v) not in shared)
-
-        for i, e in enumerate(self.prog.eqns):
-            ufunc = _ufunc_of(e.prim)
-            out = values.get(e.out) if e.out is not None else None
-            if ufunc is None or type(out) is not np.ndarray or out.nbytes < _INPLACE_BYTES:
-                continue
-            for x in e.ins:
-                if isinstance(x, Var) and self.last.get(x) == i and owned(x) and \
-                        values[x].shape == out.shape and values[x].dtype == out.dtype:
-                    self.inplace[i] = (ufunc, x)
-                    break
-
     def inplace_expr(self, e: Eqn, ufunc, target):
         kws = self.keywords(e)
         kws.append(gast.keyword(arg="out", value=self.atom(target)))
@@ -281,9 +198,9 @@ class _Emitter:
                          args=[self.atom(x) for x in e.ins], keywords=kws)
 
     def function(self, name: str) -> Emitted:
-        self.last = self.last_uses()
-        self.plan_inplace()
-        self.reuse_names()
+        self.last = last_uses(self.prog)
+        self.inplace = plan_inplace(self.prog, self.values, self.last)
+        self.names = reuse_names(self.prog, self.last)
         body, comments = [], []
         block = None
         for index, e in enumerate(self.prog.eqns):
@@ -312,31 +229,6 @@ class _Emitter:
                                 type_comment=None, type_params=[])
         return Emitted(fdef, self.namespace, comments)
 
-
-# Below this size NumPy's allocator recycles buffers cheaply and ``out=`` only adds
-# call overhead; above it a fresh buffer costs page faults on every call.
-_INPLACE_BYTES = 1 << 16
-
-_UFUNC_OF_OP = {("binop", "+"): np.add, ("binop", "-"): np.subtract,
-                ("binop", "*"): np.multiply, ("binop", "/"): np.true_divide,
-                ("binop", "**"): np.power, ("unary", "-"): np.negative}
-
-
-def _ufunc_of(prim):
-    """The NumPy ufunc an equation computes, if it can write into an ``out=`` array."""
-    if prim.form[:2] in _UFUNC_OF_OP:
-        return _UFUNC_OF_OP[prim.form[:2]]
-    if prim.form[0] == "call" and prim.root is np and isinstance(prim.impl, np.ufunc) \
-            and len(prim.form) == 3 and getattr(np, prim.form[2], None) is prim.impl:
-        return prim.impl
-    return None
-
-
-def _family(name: str) -> str:
-    base, _, digits = name.rpartition("_")
-    return base if base and digits.isdigit() else name
-
-
 def _hint_for(obj) -> str:
     if isinstance(obj, float):  # also np.float64, bound by name whatever its value
         if math.isfinite(obj):
@@ -351,69 +243,9 @@ def _hint_for(obj) -> str:
         return name.rsplit(".", 1)[-1]
     return "_k"
 
-
 def emit(prog: Program, values: dict, name: str) -> Emitted:
     """Build the generated function for ``prog``, named ``name``; ``values`` are the
-    concrete values of its variables (see :meth:`_Emitter.plan_inplace`)."""
+    concrete values of its variables (see :func:`ad_transform.registers.plan_inplace`)."""
     prog.namer.used.add(name)
     return _Emitter(prog, values).function(name)
 
-
-def emit_dispatcher(name: str, params, slot_obj, cache_obj, build_obj) -> Emitted:
-    """The wrapper users call: same signature as their function, no ``*args`` packing.
-
-    ``params`` are the function's :class:`inspect.Parameter` s.  The body calls
-    the current path's derivative ``slot[0](...)`` with one value per
-    parameter; a :class:`PathMiss` goes to ``cache.resolve``; a hit is counted.
-    """
-    namer = Namer(reserved=[p.name for p in params] + [name])
-    namespace: dict = {}
-
-    def bind(hint, obj=None):
-        n = namer.fresh(hint, global_name=True)
-        namespace[n] = obj
-        return n
-
-    slot, cache, build = bind("slot", slot_obj), bind("cache", cache_obj), bind("build", build_obj)
-    miss_t = bind("PathMiss", runtime.PathMiss)
-    result, miss = namer.fresh("result"), namer.fresh("miss")
-    P = inspect.Parameter
-
-    def param(p):
-        return gast.Name(id=p.name, ctx=gast.Param(), annotation=None, type_comment=None)
-
-    def default(p):
-        return None if p.default is P.empty else _load(bind("default", p.default))
-
-    positional = [p for p in params if p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)]
-    kwonly = [p for p in params if p.kind is P.KEYWORD_ONLY]
-    var = next((p for p in params if p.kind is P.VAR_POSITIONAL), None)
-    kw = next((p for p in params if p.kind is P.VAR_KEYWORD), None)
-    args = gast.arguments(
-        posonlyargs=[param(p) for p in positional if p.kind is P.POSITIONAL_ONLY],
-        args=[param(p) for p in positional if p.kind is P.POSITIONAL_OR_KEYWORD],
-        vararg=param(var) if var else None, kwonlyargs=[param(p) for p in kwonly],
-        kw_defaults=[default(p) for p in kwonly], kwarg=param(kw) if kw else None,
-        defaults=[d for d in (default(p) for p in positional) if d is not None])
-    values = [_load(p.name) for p in params]
-    call = gast.Call(func=gast.Subscript(value=_load(slot), slice=_const(0), ctx=gast.Load()),
-                     args=values, keywords=[])
-    caught = namer.fresh("missed")
-    resolve = gast.Call(func=gast.Attribute(value=_load(cache), attr="resolve", ctx=gast.Load()),
-                        args=[gast.Tuple(elts=[_load(p.name) for p in params], ctx=gast.Load()),
-                              _load(caught), _load(build)], keywords=[])
-    counter = bind("hits", cache_obj.counter)
-    count = gast.Expr(value=gast.Call(func=_load(bind("next", next)), args=[_load(counter)],
-                                      keywords=[]))
-    # resolve() runs after the except clause, so an error while lowering the new
-    # path is not reported as raised "during handling of" the PathMiss.
-    body = [gast.Try(
-        body=[gast.Assign(targets=[_store(result)], value=call, type_comment=None)],
-        handlers=[gast.ExceptHandler(type=_load(miss_t), name=_store(miss),
-                                     body=[gast.Assign(targets=[_store(caught)], value=_load(miss),
-                                                       type_comment=None)])],
-        orelse=[count, gast.Return(value=_load(result))], finalbody=[]),
-        gast.Return(value=resolve)]
-    fdef = gast.FunctionDef(name=name, args=args, body=body, decorator_list=[], returns=None,
-                            type_comment=None, type_params=[])
-    return Emitted(fdef, namespace, [])

@@ -430,13 +430,20 @@ def verify(p: Program, values: dict | None = None) -> None:
     names = [v.name for v in defined]
     assert len(names) == len(set(names)), "two variables share a name"
     _verify_adjoint_shapes(p, values)
-    stack = list(p.outputs)
+    for x in output_vars(p.outputs):
+        assert x in defined, f"output {x.name} is never defined"
+
+
+def output_vars(outputs) -> list:
+    """The variables in a program's ``outputs`` (atoms, nested in tuples)."""
+    found, stack = [], list(outputs)
     while stack:
         x = stack.pop()
         if isinstance(x, tuple):
             stack.extend(x)
         elif isinstance(x, Var):
-            assert x in defined, f"output {x.name} is never defined"
+            found.append(x)
+    return found
 
 
 def _verify_adjoint_shapes(p: Program, values: dict) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import runtime
 from .errors import ADError, MissingRule
-from .ir import Builder, Const, Program, Var, _cse_key, _raw
+from .ir import Builder, Const, Program, Var, _cse_key, _raw, output_vars
 from .rules import builtins as B
 from .rules import numpy as N
 
@@ -261,23 +261,13 @@ def _opaque_method(prim) -> bool:
 def prune(prog: Program, values: dict) -> Program:
     """Drop equations whose results are never used; keep guards, opaque calls and
     primal operations that may raise (see :func:`_may_raise`, which reads ``values``)."""
-    live = set()
-
-    def mark(x):
-        if isinstance(x, Var):
-            live.add(x)
-        elif isinstance(x, tuple):
-            for i in x:
-                mark(i)
-
-    mark(prog.outputs)
+    live = set(output_vars(prog.outputs))
     kept = []
     for e in reversed(prog.eqns):
         keep = (e.out is None or e.out in live or e.prim is B.call_opaque
                 or _opaque_method(e.prim) or _may_raise(e, values))
         if keep:
             kept.append(e)
-            for x in e.ins:
-                mark(x)
+            live.update(x for x in e.ins if isinstance(x, Var))
     kept.reverse()
     return dataclasses.replace(prog, eqns=kept)

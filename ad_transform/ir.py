@@ -107,6 +107,9 @@ class Primitive:
     # attribute, a library call): its result's type may change with values
     opaque: bool = False
     may_mutate: bool = False  # a library method that may change its object (lst.append)
+    # computes its result (an operator or a function call), rather than reading it from
+    # somewhere (a global, a cell, an item, an attribute): a new array is this code's own
+    computes: bool = False
 
     def __repr__(self) -> str:
         return self.name

@@ -74,7 +74,7 @@ def plan_inplace(prog: Program, values: dict, last: dict) -> dict:
         shared.update(id(x.value) for x in e.ins if isinstance(x, Const))
         if e.prim.layout_view:  # a copy now, a view of its operand on other inputs
             shared.update(id(values[x]) for x in e.ins[:1] if isinstance(x, Var))
-        elif e.out is not None and e.prim.form[0] in ("binop", "unary", "call"):
+        elif e.out is not None and e.prim.computes:
             made.add(e.out)  # not a read of a global, a cell or an opaque call's result
 
     def owned(x):

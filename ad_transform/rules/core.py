@@ -85,12 +85,14 @@ def defprim(name: str, impl: Callable, form: tuple, *, hint: str | None = None,
     """Declare a primitive.  ``register``: the user-facing callable it answers for.
 
     The one place a primitive's printing ``form`` gives its meaning: the flags the
-    passes read (``elementwise``, ``is_guard``, ``may_raise``) are set here from it;
+    passes read (``elementwise``, ``is_guard``, ``may_raise``, ``computes``) are set here
+    from it;
     ``opaque`` and ``may_mutate`` are given by the declaration."""
     prim = Primitive(name=name, impl=impl, form=form, hint=hint or name.rsplit(".", 1)[-1],
                      root=root, opaque=opaque, may_mutate=may_mutate)
     prim.elementwise = form[0] in ("unary", "compare") or (form[0] == "binop" and form[1] != "@")
     prim.is_guard = form[0] == "guard"
+    prim.computes = form[0] in ("binop", "unary", "call")
     prim.may_raise = form[0] == "call" or (form[0] == "binop" and form[1] in ("/", "//", "%", "**"))
     if register is not None:
         REGISTRY[_key(register)] = prim

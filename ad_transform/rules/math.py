@@ -1,4 +1,8 @@
-"""Rules for the ``math`` module: one primitive and its derivative per line."""
+"""Rules for the ``math`` module: one primitive and its derivative per line.
+
+The formulas ``math`` shares with NumPy are written once, in :mod:`.elementwise`;
+this module applies them to ``math`` and adds those of its own.
+"""
 from __future__ import annotations
 
 import math

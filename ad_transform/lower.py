@@ -203,11 +203,8 @@ class Lowerer(OutsideValues, WriteAliasing, Calls, Containers):
             self.frames.pop()
             self.src, self.scope = saved
 
-    # -- decisions -------------------------------------------------------------
-
-    # -- the only places lowering reads a concrete value ----------------------------
-    # tests/test_guards.py::test_lowering_reads_values_only_through_facts checks that no
-    # other code in this module reads ``b.value``/``b.values``.
+    # Concrete values are read only through OutsideValues._fact/sig/_memory (outside.py);
+    # tests/test_guards.py::test_lowering_reads_values_only_through_facts checks it.
 
     # -- statements ------------------------------------------------------------
     def exec_block(self, stmts):

@@ -9,7 +9,7 @@ import math
 
 from .builtins import sign
 from .core import call_prim, defvjp, defvjp_variadic, defzero
-from .elementwise import _LN2, _LN10, define
+from .elementwise import define
 
 __all__ = []
 

@@ -9,9 +9,11 @@ stderr as it runs.
 from __future__ import annotations
 
 import functools
+import gc
 import inspect
 import os
 import sys
+import threading
 import types
 import weakref
 
@@ -110,13 +112,54 @@ def _check_output(prog, values):
                               prog.return_loc)
 
 
-def _build(fun, args, wrt, single, with_value, max_eqns):
-    """The pipeline: one new compiled path for ``args``, and its result.
+class _NoCyclicGC:
+    """The cyclic garbage collector stays off while a path is built (restored after,
+    also on an error).
+
+    The pipeline allocates millions of small objects that all stay alive until it
+    ends (equations, values, AST nodes); every full collection would rescan them
+    all, which makes a long path's build cost grow faster than its length.  What
+    the pipeline leaves behind is freed by reference counting (see ``_result``);
+    cycles among it wait for the next collection.  Nested and concurrent builds
+    share one count: the collector comes back on when the last one ends, and only
+    if it was on when the first one began.
+    """
+
+    _depth = 0
+    _was_enabled = False
+    _lock = threading.Lock()
+
+    def __enter__(self):
+        with self._lock:
+            cls = type(self)
+            if cls._depth == 0:
+                cls._was_enabled = gc.isenabled()
+                gc.disable()
+            cls._depth += 1
+
+    def __exit__(self, *exc):
+        with self._lock:
+            cls = type(self)
+            cls._depth -= 1
+            if cls._depth == 0 and cls._was_enabled:
+                gc.enable()
+
+
+def _build(fun, args, wrt, single, with_value, max_eqns, compile_now=True):
+    """The pipeline: one new path for ``args``, and its result.
 
     The concrete values of the first call (``values``) pass through the stages
     beside the program and die with this frame: the :class:`Entry` holds the
     compiled function, its guards' expected outcomes and its file name only.
+    Without ``compile_now`` the path is not emitted nor compiled yet: its entry
+    holds the program (no value of this call), which runs interpreted until the
+    path is taken again (see :mod:`ad_transform.cache`).
     """
+    with _NoCyclicGC():
+        return _pipeline(fun, args, wrt, single, with_value, max_eqns, compile_now)
+
+
+def _pipeline(fun, args, wrt, single, with_value, max_eqns, compile_now=True):
     dump = os.environ.get("AD_TRANSFORM_DUMP")
     prog, values = lower(fun, args, wrt, max_eqns)
     _check_output(prog, values)
@@ -129,11 +172,30 @@ def _build(fun, args, wrt, single, with_value, max_eqns):
         _dump("after reverse and prune", ir.format_program(full))
     suffix = "value_and_grad" if with_value else "grad"
     name = f"{fun.__name__}_{suffix}" if fun.__name__.isidentifier() else suffix
-    emitted = emit(full, values, name)
-    fn, source, filename = compile_function(emitted, f"{fun.__qualname__} {suffix}")
-    if dump:
+    finish = functools.partial(_finish, name, f"{fun.__qualname__} {suffix}")
+    if compile_now or len(full.eqns) > _LAZY_EQNS:
+        fn, filename = finish(full, values)
+        entry = Entry(fn, full.decisions, filename)
+    else:
+        entry = Entry(None, full.decisions, None, program=full, finish=finish)
+    return entry, _result(full.outputs[0], values)
+
+
+# A path longer than this is compiled when built, even past a function's first paths:
+# holding its program until a second call would make every full collection of the cyclic
+# garbage collector scan it.
+_LAZY_EQNS = 5_000
+
+
+def _finish(name, label, prog, values):
+    """Emit and compile ``prog``, whose variables have the concrete ``values`` (of the
+    call that built it, or of a later call on the same path); ``(function, file name)``."""
+    with _NoCyclicGC():
+        emitted = emit(prog, values, name)
+        fn, source, filename = compile_function(emitted, label)
+    if os.environ.get("AD_TRANSFORM_DUMP"):
         _dump(f"generated source ({filename})", source)
-    return Entry(fn, full.decisions, filename), _result(full.outputs[0], values)
+    return fn, filename
 
 
 def _result(x, values):
@@ -164,8 +226,8 @@ def _make(fun, wrt, with_value, maxsize, max_eqns):
         ba.apply_defaults()
         return tuple(ba.arguments[p.name] for p in params)
 
-    def build(args):
-        return _build(fun_ref(), args, wrt_idx, single, with_value, max_eqns)
+    def build(args, compile_now=True):
+        return _build(fun_ref(), args, wrt_idx, single, with_value, max_eqns, compile_now)
 
     if cache.dispatcher is None:  # compiled once; gradient(f)(x) in a loop stays cheap
         name = fun.__name__ if fun.__name__.isidentifier() else "dispatch"

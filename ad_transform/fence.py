@@ -7,6 +7,8 @@ naming the first offending construct, its ``file:line:col`` and source line.
 """
 from __future__ import annotations
 
+import weakref
+
 import gast
 
 from .errors import UnsupportedSyntax
@@ -41,7 +43,17 @@ _NAMES = {
 }
 
 
+_PASSED: "weakref.WeakSet" = weakref.WeakSet()  # sources checked already (parsed once each)
+
+
 def check(src: FunctionSource) -> None:
+    if src in _PASSED:
+        return
+    _check(src)
+    _PASSED.add(src)
+
+
+def _check(src: FunctionSource) -> None:
     root = src.node
     for node in gast.walk(root):
         kind = type(node)

@@ -293,7 +293,7 @@ class Builder:
     def _run(self, prim, vals, params):
         """``prim`` on concrete values; a warning it raises (NumPy's ``divide by zero``)
         is re-issued at the user's line being lowered or differentiated, not here."""
-        if self.loc is None:
+        if self.loc is None or _quiet(prim, vals):
             return prim.impl(*vals, **params)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -310,10 +310,29 @@ class Builder:
 
     def append(self, eqn: Eqn) -> None:
         if len(self.eqns) >= self.max_eqns:
-            raise PathTooLong(
-                f"the unrolled control path passed {self.max_eqns} operations; "
-                "is a loop running away? (raise max_eqns= to allow more)", self.loc)
+            raise self.too_long()
         self.eqns.append(eqn)
+
+    def too_long(self) -> PathTooLong:
+        """The error for a path longer than ``max_eqns`` (the lowering names its loops)."""
+        return PathTooLong(
+            f"the control path these inputs take passed max_eqns={self.max_eqns} "
+            "operations; is a loop running away? (pass a larger max_eqns= to gradient "
+            "to allow more)", self.loc)
+
+
+def _quiet(prim, vals) -> bool:
+    """``prim`` cannot warn on ``vals``: an operator or a ``math`` function on Python
+    floats and ints (they raise instead), so no warning filter needs to be set up."""
+    kind = prim.form[0]
+    if not (kind == "binop" or kind == "unary" or kind == "compare"
+            or (kind == "call" and prim.root is math)):
+        return False
+    for v in vals:
+        t = type(v)
+        if t is not float and t is not int:
+            return False
+    return True
 
 
 _NO_FOLD = object()
@@ -455,8 +474,10 @@ def _verify_adjoint_shapes(p: Program, values: dict) -> None:
     for g, x, exact in p.adjoints:
         if x not in values or (isinstance(g, Var) and g not in values):
             continue  # values already released
-        gs = np.shape(values[g] if isinstance(g, Var) else _raw(g))
-        xs = np.shape(values[x])
+        gs = _shape(values[g] if isinstance(g, Var) else _raw(g))
+        xs = _shape(values[x])
+        if gs == xs:
+            continue
         if exact:
             assert gs == xs, f"the gradient of {x.name} has shape {gs}, its input {xs}"
             continue
@@ -465,6 +486,13 @@ def _verify_adjoint_shapes(p: Program, values: dict) -> None:
         except ValueError:
             fits = False
         assert fits, f"the adjoint of {x.name} has shape {gs}, which does not broadcast to {xs}"
+
+
+def _shape(value) -> tuple:
+    t = type(value)
+    if t is float or t is int or t is bool:
+        return ()
+    return value.shape if t is np.ndarray else np.shape(value)
 
 
 class GuardFailed(Exception):

@@ -108,6 +108,7 @@ class Lowerer(OutsideValues, WriteAliasing, Calls, Containers):
         self.inputs: set = set()
         self.return_loc = None
         self.frames: list = []  # the scope of each function being run, outermost first
+        self.loops: dict = {}  # loop node -> iterations unrolled on this path (PathTooLong)
         self.depth = 0  # inlined calls being run (recursion depth of the user's code)
         self.max_depth = sys.getrecursionlimit()
         self._finished = False
@@ -179,10 +180,17 @@ class Lowerer(OutsideValues, WriteAliasing, Calls, Containers):
         return self.call(fn, args, kwargs, src.node)
 
     def loc(self, node):
+        loc = getattr(node, "_ad_loc", None)  # kept on the (cached) AST node across paths
+        if loc is not None and loc.file == self.src.filename:
+            return loc
         key = (self.src.filename, getattr(node, "lineno", 0), getattr(node, "col_offset", 0))
         loc = self._locs.get(key)
         if loc is None:
             loc = self._locs[key] = loc_of(self.src.filename, node)
+            try:
+                node._ad_loc = loc
+            except AttributeError:
+                pass
         return loc
 
     def _run(self, src, scope):
@@ -267,6 +275,7 @@ class Lowerer(OutsideValues, WriteAliasing, Calls, Containers):
             if not self.truth(self.eval(s.test), s.test):
                 self.exec_block(s.orelse)
                 return
+            self.loops[s] = self.loops.get(s, 0) + 1
             if not self._iteration(s.body):
                 return
             self.b.loc = self.loc(s)
@@ -275,6 +284,7 @@ class Lowerer(OutsideValues, WriteAliasing, Calls, Containers):
         for item in self._live(self.eval(s.iter), s.iter):
             self.b.loc = self.loc(s)
             self.assign(s.target, item)
+            self.loops[s] = self.loops.get(s, 0) + 1
             if not self._iteration(s.body):
                 return
         self.exec_block(s.orelse)
@@ -575,6 +585,15 @@ class Lowerer(OutsideValues, WriteAliasing, Calls, Containers):
 
 
 
+def _frames_below() -> int:
+    """How many frames the caller's stack holds (``len(inspect.stack(0))`` without reading
+    every frame's source file)."""
+    n, frame = 0, sys._getframe(1)
+    while frame is not None:
+        n, frame = n + 1, frame.f_back
+    return n
+
+
 def lower(fn, args, wrt, max_eqns=200_000) -> tuple[Program, dict]:
     """Lower ``fn`` on the concrete ``args`` (one per parameter) to SSA.
 
@@ -584,7 +603,7 @@ def lower(fn, args, wrt, max_eqns=200_000) -> tuple[Program, dict]:
     with _RoomToRecurse() as python_limit:
         lowerer = Lowerer(fn, wrt, max_eqns)
         # the user's code may nest calls as deeply as plain Python would let it
-        lowerer.max_depth = python_limit - len(inspect.stack(0)) - 10
+        lowerer.max_depth = python_limit - _frames_below() - 10
         try:
             return lowerer.lower(tuple(args))
         finally:

@@ -25,7 +25,7 @@ import weakref
 
 import numpy as np
 
-from .errors import BadWrt, MissingRule, UnsupportedSyntax
+from .errors import BadWrt, MissingRule, PathTooLong, UnsupportedSyntax
 from .ir import Builder, Var
 from . import runtime
 from .rules import builtins as B
@@ -114,6 +114,20 @@ class _PathBuilder(Builder):
     def __init__(self, lowerer, namer, max_eqns):
         super().__init__(namer, max_eqns)
         self.lowerer = lowerer
+
+    def too_long(self):
+        """Names the loops that ran most iterations on this path: the usual cause."""
+        lowerer = self.lowerer
+        loops = sorted(lowerer.loops.items(), key=lambda item: -item[1])[:3]
+        if not loops:
+            return super().too_long()
+        ran = "; ".join(f"the loop at {lowerer.loc(node)} ran {n:,} iterations"
+                        for node, n in loops)
+        return PathTooLong(
+            f"this path's primal code passed max_eqns={self.max_eqns:,} operations while "
+            f"unrolling loops ({ran}): every iteration adds its operations to the path; "
+            "if a loop should end sooner, it runs away, otherwise pass a larger max_eqns= "
+            "to gradient", self.loc)
 
     def _emit(self, prim, ins, vals, params, hint):
         out = super()._emit(prim, ins, vals, params, hint)

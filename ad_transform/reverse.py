@@ -15,6 +15,7 @@ raise stay).
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from .errors import ADError, MissingRule
 from .ir import Builder, Const, Program, Var, _cse_key, _raw, output_vars
 from .rules import builtins as B
 from .rules import numpy as N
+from .rules import numpy_kernels as K
 
 __all__ = ["reverse", "prune"]
 
@@ -45,7 +47,7 @@ def reverse(prog: Program, values: dict, wrt: tuple, single: bool,
     (``single``) or a tuple of gradients, preceded by the primal value when
     ``with_value``; it comes with the values of its variables (a new dict).
     """
-    b = Builder(prog.namer)
+    b = Builder(prog.namer, max_eqns=math.inf)  # max_eqns bounds the primal path only
     b.values = dict(values)
     b.eqns = list(prog.eqns)
     b.phase = "adjoint"
@@ -58,6 +60,7 @@ def reverse(prog: Program, values: dict, wrt: tuple, single: bool,
     active = _active_set(prog, wrt_vars)
     (out,) = prog.outputs
     adj: dict = {}
+    owned: dict = {}  # adjoint buffer -> the one variable whose adjoint it is (see _accumulate)
     record = []  # (adjoint, primal, exact): what ir.verify checks
     with b:
         if isinstance(out, Var) and out in active:
@@ -80,7 +83,7 @@ def reverse(prog: Program, values: dict, wrt: tuple, single: bool,
                 contrib = _apply_rule(b, e, rule, g, ins, params, x)
                 if contrib is None:
                     continue
-                _accumulate(b, adj, x, contrib, mark)
+                _accumulate(b, adj, x, contrib, mark, owned)
                 record.append((adj[x], x, False))
         grads = []
         for x in wrt_vars:
@@ -142,8 +145,20 @@ def _zero_like(b: Builder, x: Var):
     return 0.0
 
 
+def _shape(value) -> tuple:
+    """``np.shape(value)``, without converting a Python number to an array first."""
+    t = type(value)
+    if t is float or t is int or t is bool:
+        return ()
+    if t is np.ndarray:
+        return value.shape
+    return np.shape(value)
+
+
 def _lazy(gshape, shape) -> bool:
     """``gshape`` is smaller than ``shape`` and broadcasts to it."""
+    if gshape == shape:
+        return False
     try:
         return gshape != shape and np.broadcast_shapes(gshape, shape) == shape
     except ValueError:
@@ -158,10 +173,10 @@ def _spread(b: Builder, e, g, active):
     inputs all have the output's shape consume it as it is, which NumPy
     broadcasting makes free; anything else gets a broadcast view.
     """
-    out_shape = np.shape(b.value(e.out))
-    if not _lazy(np.shape(b.value(g)), out_shape):
+    out_shape = _shape(b.value(e.out))
+    if not _lazy(_shape(b.value(g)), out_shape):
         return g
-    if e.prim.elementwise and all(np.shape(b.value(x)) == out_shape for x in e.ins
+    if e.prim.elementwise and all(_shape(b.value(x)) == out_shape for x in e.ins
                                   if isinstance(x, Var) and x in active):
         return g
     return b.apply(N.fit_shape, (g, out_shape))
@@ -175,7 +190,7 @@ def _match_shape(b: Builder, contrib, target):
     :func:`_spread`).  The sums are emitted as plain ``x.sum(...)`` calls over
     axes known now.
     """
-    cshape, tshape = np.shape(b.value(contrib)), np.shape(target)
+    cshape, tshape = _shape(b.value(contrib)), _shape(target)
     if cshape == tshape or _lazy(cshape, tshape):
         return contrib
     if not tshape:
@@ -226,15 +241,64 @@ def _outside_arrays(prog: Program, values: dict):
                 yield a.value
 
 
-def _accumulate(b: Builder, adj: dict, x: Var, contrib, mark: int) -> None:
-    """adj[x] += contrib, naming the result ``d_<x>``."""
+def _accumulate(b: Builder, adj: dict, x: Var, contrib, mark: int, owned: dict) -> None:
+    """adj[x] += contrib, naming the result ``d_<x>``.
+
+    Reads of an array (``x[i]``, ``x[i, j]``, ``x[a:b]``) contribute ``g`` scattered
+    into zeros shaped like ``x``.  The first such contribution becomes a buffer that
+    belongs to ``x``'s adjoint alone (``owned``: no other adjoint, no common
+    subexpression shares it); each later one adds ``g`` into it in place
+    (``d_x = _rt.add_at(d_x, i, g)``) instead of building a full-size array and
+    adding it: O(size of g) per read, not O(size of x).  Only where the buffer has
+    the contribution's shape and dtype, so the sum is the one ``d_x + g_1`` computes.
+    """
     name = "d_" + x.name
+    scatter = _fresh_scatter(b, contrib, mark)
     if x in adj:
-        adj[x] = b.apply(B.add, (adj[x], contrib), hint=name)
+        acc = adj[x]
+        mine = isinstance(acc, Var) and owned.get(acc) is x
+        if scatter is not None and mine and _fits(b, acc, scatter):
+            b.eqns.pop()  # the scatter: its g goes into the buffer instead
+            _forget_cse(b, scatter)
+            g, _, _, idx = scatter.ins
+            basic = K._basic(b.value(idx))  # the index's type is fixed by guards
+            adj[x] = b.record(N.add_at if basic else N.add_at_repeated, (acc, _raw(idx), g),
+                            hint=name)
+            owned[adj[x]] = x
+        elif scatter is not None and _fits(b, acc, scatter):
+            adj[x] = b.record(B.add, (acc, contrib), hint=name)  # a new array: x's own buffer
+            owned[adj[x]] = x
+        else:
+            adj[x] = b.apply(B.add, (adj[x], contrib), hint=name)
         return
     if isinstance(contrib, Var) and any(e.out is contrib for e in b.eqns[mark:]):
         contrib.name = b.namer.fresh(name)  # created by this rule: give it the adjoint's name
+        if scatter is not None:
+            _forget_cse(b, scatter)  # written into later: no other use may share it
+            owned[contrib] = x
     adj[x] = contrib
+
+
+def _fresh_scatter(b: Builder, contrib, mark: int):
+    """The ``getitem_vjp`` equation that made ``contrib``, if this rule just appended it."""
+    if not isinstance(contrib, Var) or len(b.eqns) <= mark:
+        return None
+    e = b.eqns[-1]
+    return e if e.out is contrib and e.prim is N.getitem_vjp else None
+
+
+def _fits(b: Builder, acc, scatter) -> bool:
+    """``acc`` is a full-size array of the scatter's shape and dtype."""
+    value = b.value(acc) if isinstance(acc, Var) else None
+    _, shape, dtype, _ = scatter.ins
+    return (type(value) is np.ndarray and value.shape == _raw(shape)
+            and value.dtype == np.dtype(_raw(dtype)))
+
+
+def _forget_cse(b: Builder, e) -> None:
+    key = _cse_key(e.prim, e.ins, dict(e.params))
+    if key is not None and b.seen.get(key) is e.out:
+        del b.seen[key]
 
 
 def _may_raise(e, values) -> bool:

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 __all__ = ["PathMiss", "sum_items", "sign", "log_or_zero", "same", "snapshot", "function_state", "signature", "signatures", "sum_axes", "sum_to", "fit_shape",
-           "expand_reduced", "minmax_vjp", "getitem_vjp", "index_tuple", "setitem",
+           "expand_reduced", "minmax_vjp", "getitem_vjp", "add_at", "add_at_repeated", "index_tuple", "setitem",
            "setitem_vjp", "written", "pack",
            "flat_item", "concatenate", "stack", "block", "tensordot_vjp", "einsum_vjp", "trace_vjp", "sort_vjp", "nuc_vjp", "cumsum_vjp",
            "prod_vjp", "tile_vjp", "repeat_vjp", "diag_vjp", "logabsdet", "slogdet_sign", "as_grad"]
@@ -116,7 +116,8 @@ def signatures(*vals):
 # The NumPy adjoint kernels live beside the NumPy rules; generated code calls them as
 # ``_rt.name``.  (Imported last: importing rules/ imports this module's names above.)
 from .rules.numpy_kernels import (  # noqa: E402
-    sum_axes, sum_to, fit_shape, expand_reduced, minmax_vjp, getitem_vjp, index_tuple,
+    sum_axes, sum_to, fit_shape, expand_reduced, minmax_vjp, getitem_vjp, add_at,
+    add_at_repeated, index_tuple,
     setitem, written, setitem_vjp, pack, flat_item, concatenate, stack, block,
     tensordot_vjp, einsum_vjp, trace_vjp, sort_vjp, nuc_vjp, cumsum_vjp, prod_vjp,
     tile_vjp, repeat_vjp, diag_vjp, logabsdet, slogdet_sign, as_grad)

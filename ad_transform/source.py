@@ -31,10 +31,28 @@ class FunctionSource:
 
 
 def loc_of(filename: str, node) -> Loc:
+    """Where ``node`` is; every location on one line shares one string of its text (a
+    long expression on one line has thousands of locations)."""
     line = getattr(node, "lineno", 0) or 0
     col = getattr(node, "col_offset", 0) or 0
-    text = linecache.getline(filename, line).rstrip("\n") if line else ""
-    return Loc(filename, line, col, text)
+    return Loc(filename, line, col, line_text(filename, line) if line else "")
+
+
+_LINES: dict = {}  # (file, line) -> (linecache's line, that line without its newline)
+
+
+def line_text(filename: str, line: int) -> str:
+    """Source line ``line`` of ``filename`` without its newline, one shared string per line
+    for as long as :mod:`linecache` holds the same line."""
+    raw = linecache.getline(filename, line)
+    hit = _LINES.get((filename, line))
+    if hit is not None and hit[0] is raw:
+        return hit[1]
+    if len(_LINES) >= 4096:
+        _LINES.clear()
+    text = raw.rstrip("\n")
+    _LINES[(filename, line)] = (raw, text)
+    return text
 
 
 _CACHE: dict = {}  # id(code) -> (weakref to the code, FunctionSource)
@@ -68,6 +86,9 @@ def _parse(fn, code) -> FunctionSource:
             "inspect can find its source.") from None
     start = max(start, 1)
     indent = len(lines[0]) - len(lines[0].lstrip())
+    node = _parse_in_place(lines, start, indent, code)
+    if node is not None:
+        return FunctionSource(node=node, filename=filename, name=name)
     dedented = [ln[indent:] if not indent or ln[:indent].isspace() else ln.lstrip() for ln in lines]
     text = "".join(dedented)
     tree = None
@@ -97,6 +118,27 @@ def _parse(fn, code) -> FunctionSource:
         raise SourceUnavailable(f"cannot find the definition of {name} in its source at "
                                 f"{filename}:{start}")
     return FunctionSource(node=node, filename=filename, name=name)
+
+
+def _parse_in_place(lines, start, indent, code):
+    """The function's node, parsed from its lines where they stand in their file: blank
+    lines before them (and ``if 1:`` above an indented block) put every node at its real
+    line and column, with no pass over the tree to move them.  ``None`` when that text
+    does not parse (a lambda in the middle of a statement); :func:`_parse` then parses the
+    dedented snippet."""
+    if indent and start < 2:
+        return None
+    head = "\n" * (start - 1) if not indent else "\n" * (start - 2) + "if 1:\n"
+    try:
+        tree = gast.parse(head + "".join(lines))
+    except SyntaxError:
+        return None
+    body = tree.body[0].body if indent and tree.body else tree.body
+    if code.co_name == "<lambda>":
+        return _find_lambda(tree, code)
+    first = body[0] if body else None
+    return first if isinstance(first, (gast.FunctionDef, gast.AsyncFunctionDef)) \
+        and first.name == code.co_name else None
 
 
 def _find_lambda(tree, code):

@@ -50,6 +50,9 @@ def ndim(x):
 fit_shape = rt("fit_shape", "g")
 minmax_vjp = rt("minmax_vjp", "g")
 getitem_vjp = rt("getitem_vjp", "g")
+# adjoint code only: they write into their first operand (see reverse._accumulate)
+add_at = rt("add_at", "g")
+add_at_repeated = rt("add_at_repeated", "g")
 setitem_vjp = rt("setitem_vjp", "g")
 
 

@@ -88,6 +88,19 @@ def getitem_vjp(g, shape, dtype, idx):
     return out
 
 
+def add_at(out, idx, g):
+    """``out[idx] += g`` in place for a basic index (ints, slices); returns ``out`` (an
+    adjoint buffer that belongs to one gradient: see ``reverse._accumulate``)."""
+    out[idx] += g
+    return out
+
+
+def add_at_repeated(out, idx, g):
+    """Like :func:`add_at` for an index array, adding where indices repeat."""
+    np.add.at(out, idx, g)
+    return out
+
+
 def index_tuple(*parts):
     """``x[a, b]`` where ``a`` or ``b`` is an index array computed at run time."""
     return parts

@@ -144,10 +144,10 @@ class _Node:
         else:
             self.other = [(o, n) for o, n in self.other if n is not node]
 
-    def any_entry(self, look=16):
+    def any_entry(self, look=64):
         """A path below this node: the first compiled one met depth first (the branch
-        added last first), among the first ``look`` paths; else the first path met."""
-        first, seen, stack = None, 0, [self]
+        added last first) within ``look`` nodes; else the first path met."""
+        first, stack = None, [self]
         while stack:
             node = stack.pop()
             e = node.entry
@@ -155,9 +155,9 @@ class _Node:
                 if e.program is None:
                     return e
                 first = first or e
-                seen += 1
-                if seen >= look:
-                    break
+            look -= 1
+            if look <= 0 and first is not None:
+                break
             stack.extend(n for _, n in node.other)
             stack.extend(node.keyed.values())
         return first

@@ -64,6 +64,7 @@ class PathCache:
         self._hits_cleared = 0
         self.misses = 0
         self.lock = threading.RLock()
+        self.exhaustive = False  # try every stored path on a miss (see _resolve)
 
     @property
     def current(self) -> Entry | None:
@@ -130,10 +131,17 @@ class PathCache:
                 except PathMiss as again:
                     entry, miss = candidate, again.with_traceback(None)
                     continue
-                next(self.counter)
-                self.entries.move_to_end(candidate)
-                self.current = candidate
-                return result
+                return self._hit(candidate, result)
+            if self.exhaustive:
+                # a derivative of a derivative: which inner path a guard belongs to depends
+                # on the inputs, so a prefix does not name the path; every stored path runs
+                # its own guards, the most recent first
+                for candidate in reversed(list(self.entries.values())):
+                    try:
+                        result = candidate.fn(*args)
+                    except PathMiss:
+                        continue
+                    return self._hit(candidate, result)
             self.misses += 1
             entry, result = build(args)
             for old in [e for e in self.entries if same(e.decisions, entry.decisions)]:
@@ -143,6 +151,12 @@ class PathCache:
                 self.entries.popitem(last=False)
             self.current = entry
             return result
+
+    def _hit(self, candidate, result):
+        next(self.counter)
+        self.entries.move_to_end(candidate)
+        self.current = candidate
+        return result
 
     def _raised_by(self, miss) -> Entry | None:
         """The cached path whose guard raised ``miss``: the innermost frame of its

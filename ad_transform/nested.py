@@ -29,7 +29,9 @@ import types
 
 from . import fence, runtime
 from .ir import Var
-from .scope import Scope, local_names
+from .errors import UnsupportedSyntax
+from .scope import Closure, Scope, local_names
+from .values import VarMethod, _Partial
 from .source import get_source
 
 __all__ = ["inline"]
@@ -67,6 +69,11 @@ def _path_values(lw, x):
         return type(x)(_path_values(lw, i) for i in x)
     if type(x) is dict:
         return {k: _path_values(lw, i) for k, i in x.items()}
+    if isinstance(x, (Closure, _Partial, VarMethod)):
+        raise UnsupportedSyntax(
+            "a function defined inside the differentiated code, passed to a derivative made "
+            "by ad_transform: define it at module level (or close over it in the function "
+            "that gradient() differentiates) instead", lw.b.loc)
     return x
 
 

@@ -11,7 +11,7 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 
-from ad_transform import MissingRule, gradient, hessian, hvp, value_and_gradient
+from ad_transform import MissingRule, UnsupportedSyntax, gradient, hessian, hvp, value_and_gradient
 from ad_transform.testing import numerical_gradient
 
 
@@ -616,3 +616,37 @@ def test_hessian_of_an_int_array_argument():
     assert H.dtype == np.float64
     want = np.diag(6.0 * x) + np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]])
     close(H, want, rtol=0, atol=1e-12)
+
+
+def test_local_function_passed_to_an_inner_derivative_is_refused():
+    def apply_twice(g, x):
+        return g(g(x))
+
+    d_apply = gradient(apply_twice, wrt=1)
+
+    def f(x):
+        def square(t):
+            return t * t
+        return d_apply(square, x)
+
+    with pytest.raises(UnsupportedSyntax, match="defined inside the differentiated code"):
+        gradient(f)(1.5)
+
+
+def _apply_twice(g, x):
+    return g(g(x))
+
+
+def _cube_plus(t):
+    return t ** 3 + t
+
+
+def test_functions_passed_to_an_inner_derivative():
+    d_apply = gradient(_apply_twice, wrt=1)
+
+    def f(x, which):
+        return d_apply(math.sin if which else _cube_plus, x) * x
+
+    d = gradient(f)
+    for x, which in [(0.4, True), (0.4, False), (0.9, True), (-0.3, False)]:
+        close(d(x, which), numerical_gradient(lambda x: f(x, which), (x,), 0), rtol=1e-6)

@@ -650,3 +650,15 @@ def test_functions_passed_to_an_inner_derivative():
     d = gradient(f)
     for x, which in [(0.4, True), (0.4, False), (0.9, True), (-0.3, False)]:
         close(d(x, which), numerical_gradient(lambda x: f(x, which), (x,), 0), rtol=1e-6)
+
+
+def test_readme_second_derivatives_block(tmp_path):
+    import os
+    import re
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    section = text[text.index("### Second derivatives"):]
+    section = section[:section.index("\n### ", 1)]
+    ((code, shown),) = re.findall(r"```python\n(.*?)\n```\n\n```text\n(.*?)\n```", section, re.S)
+    path = tmp_path / "second.py"
+    path.write_text(code + "\n")
+    assert _run(path).rstrip() == shown.rstrip()

@@ -10,11 +10,12 @@
 """
 from . import testing
 from .api import derivative_source, gradient, value_and_gradient
+from .higher import hessian, hvp
 from .errors import (ADError, BadWrt, MissingRule, NonScalarOutput, PathTooLong,
                      SourceUnavailable, UnsupportedSyntax)
 
 __all__ = [
-    "gradient", "value_and_gradient", "derivative_source", "testing",
+    "gradient", "value_and_gradient", "derivative_source", "hessian", "hvp", "testing",
     "ADError", "UnsupportedSyntax", "MissingRule", "SourceUnavailable", "NonScalarOutput",
     "BadWrt", "PathTooLong",
 ]

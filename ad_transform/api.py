@@ -145,7 +145,8 @@ class _NoCyclicGC:
                 gc.enable()
 
 
-def _build(fun, args, wrt, single, with_value, max_eqns, compile_now=True):
+def _build(fun, args, wrt, single, with_value, max_eqns, compile_now=True,
+           for_lowering=False):
     """The pipeline: one new path for ``args``, and its result.
 
     The concrete values of the first call (``values``) pass through the stages
@@ -156,10 +157,12 @@ def _build(fun, args, wrt, single, with_value, max_eqns, compile_now=True):
     path is taken again (see :mod:`ad_transform.cache`).
     """
     with _NoCyclicGC():
-        return _pipeline(fun, args, wrt, single, with_value, max_eqns, compile_now)
+        return _pipeline(fun, args, wrt, single, with_value, max_eqns,
+                         compile_now or for_lowering, for_lowering)
 
 
-def _pipeline(fun, args, wrt, single, with_value, max_eqns, compile_now=True):
+def _pipeline(fun, args, wrt, single, with_value, max_eqns, compile_now=True,
+              for_lowering=False):
     dump = os.environ.get("AD_TRANSFORM_DUMP")
     prog, values = lower(fun, args, wrt, max_eqns)
     _check_output(prog, values)
@@ -171,8 +174,11 @@ def _pipeline(fun, args, wrt, single, with_value, max_eqns, compile_now=True):
     if dump:
         _dump("after reverse and prune", ir.format_program(full))
     suffix = "value_and_grad" if with_value else "grad"
-    name = f"{fun.__name__}_{suffix}" if fun.__name__.isidentifier() else suffix
-    finish = functools.partial(_finish, name, f"{fun.__qualname__} {suffix}")
+    inner = getattr(fun, "__ad_transform__", None)
+    base = inner.name if inner is not None else fun.__name__  # f_grad_grad for a nesting
+    name = f"{base}_{suffix}" if base.isidentifier() else suffix
+    label = f"{fun.__qualname__} {suffix}" + (" (for lowering)" if for_lowering else "")
+    finish = functools.partial(_finish, name, label, not for_lowering)
     if compile_now or len(full.eqns) > _LAZY_EQNS:
         fn, filename = finish(full, values)
         entry = Entry(fn, full.decisions, filename)
@@ -187,11 +193,13 @@ def _pipeline(fun, args, wrt, single, with_value, max_eqns, compile_now=True):
 _LAZY_EQNS = 5_000
 
 
-def _finish(name, label, prog, values):
+def _finish(name, label, inplace, prog, values):
     """Emit and compile ``prog``, whose variables have the concrete ``values`` (of the
-    call that built it, or of a later call on the same path); ``(function, file name)``."""
+    call that built it, or of a later call on the same path); ``(function, file name)``.
+    Without ``inplace`` the derivative makes no in-place NumPy writes (the variant that
+    the lowering reads back for a nested derivative)."""
     with _NoCyclicGC():
-        emitted = emit(prog, values, name)
+        emitted = emit(prog, values, name, inplace=inplace)
         fn, source, filename = compile_function(emitted, label)
     if os.environ.get("AD_TRANSFORM_DUMP"):
         _dump(f"generated source ({filename})", source)
@@ -208,18 +216,48 @@ def _result(x, values):
     return values[x] if isinstance(x, ir.Var) else x
 
 
+class Derivative:
+    """What a wrapper made here carries as ``__ad_transform__``: enough for the lowering to
+    inline the derivative when the wrapper is called on traced values (``nested.py``).
+
+    ``root`` is the user's function at the bottom of a nesting (``gradient(gradient(f))``
+    has root ``f``); ``chain`` names the transformations above it, so caches are keyed by
+    ``(root, chain)`` and shared by every wrapper built the same way.
+    ``lowering_entry(values)`` is the compiled path ``values`` take, in the variant the
+    lowering reads back (no in-place NumPy writes), from a cache of its own.
+    """
+
+    __slots__ = ("root", "chain", "bind", "lowering_entry", "name", "remake")
+
+    def __init__(self, root, chain, bind, lowering_entry, name, remake):
+        self.root, self.chain, self.bind, self.lowering_entry = root, chain, bind, lowering_entry
+        self.name = name  # of the generated function (f_grad, f_grad_grad, ...)
+        # () -> an equivalent wrapper, holding nothing alive (for the caches of a nesting)
+        self.remake = remake
+
+
 def _make(fun, wrt, with_value, maxsize, max_eqns):
     if not callable(fun) or not hasattr(fun, "__code__"):
         raise TypeError(f"gradient needs a Python function, got {fun!r}")
-    if getattr(fun, "__ad_transform__", False):
-        raise UnsupportedSyntax(
-            f"{fun.__qualname__} is already a derivative made by ad_transform; higher-order "
-            "derivatives (a gradient of a gradient) are not supported yet")
+    inner = getattr(fun, "__ad_transform__", None)
     sig = inspect.signature(fun)
     params = list(sig.parameters.values())
     wrt_idx, single = _resolve_wrt(fun, params, wrt)
-    cache = cache_for(fun, (wrt_idx, single, with_value, max_eqns), maxsize)
-    fun_ref = weakref.ref(fun)  # the cache must not keep the function alive
+    key = (wrt_idx, single, with_value, max_eqns)
+    if inner is not None:
+        # a derivative of a derivative: keyed by the user's function and the chain; the
+        # inner wrapper is held weakly and made again if it is gone (gradient(gradient(f))
+        # keeps no reference to the inner gradient(f))
+        root, chain = inner.root, (inner.chain, key)
+        inner_ref, remake_inner = weakref.ref(fun), inner.remake
+
+        def fun_ref():
+            return inner_ref() or remake_inner()
+    else:
+        root, chain = fun, key
+        fun_ref = weakref.ref(fun)  # the cache must not keep the function alive
+    cache = cache_for(root, chain, maxsize)
+    cache.exhaustive = inner is not None
 
     def bind(args, kwargs):
         ba = sig.bind(*args, **kwargs)
@@ -228,6 +266,15 @@ def _make(fun, wrt, with_value, maxsize, max_eqns):
 
     def build(args, compile_now=True):
         return _build(fun_ref(), args, wrt_idx, single, with_value, max_eqns, compile_now)
+
+    def build_for_lowering(args, compile_now=True):  # read back as source: always compiled
+        return _build(fun_ref(), args, wrt_idx, single, with_value, max_eqns,
+                      for_lowering=True)
+
+    def lowering_entry(values):
+        lowering = cache_for(root, ("for lowering", chain), maxsize)
+        lowering.exhaustive = inner is not None
+        return lowering.entry_for(values, build_for_lowering)
 
     if cache.dispatcher is None:  # compiled once; gradient(f)(x) in a loop stays cheap
         name = fun.__name__ if fun.__name__.isidentifier() else "dispatch"
@@ -247,5 +294,13 @@ def _make(fun, wrt, with_value, maxsize, max_eqns):
     wrapper.source = source
     wrapper.cache_info = cache.info
     wrapper.cache_clear = cache.clear
-    wrapper.__ad_transform__ = True  # lowering refuses to inline a derivative (no 2nd order)
+    # the lowering inlines this derivative when it is called on traced values (nested.py)
+    base = inner.name if inner is not None else fun.__name__
+
+    def remake():
+        return _make(fun_ref(), wrt, with_value, maxsize, max_eqns)
+
+    wrapper.__ad_transform__ = Derivative(root, chain, bind, lowering_entry,
+                                          f"{base}_{'value_and_grad' if with_value else 'grad'}",
+                                          remake)
     return wrapper

@@ -201,6 +201,7 @@ class PathCache:
         self.misses = 0
         self.deferred = self.promoted = 0  # paths built without compiling; compiled later
         self.lock = threading.RLock()
+        self.exhaustive = False  # try every stored path on a miss (see _resolve)
 
     @property
     def current(self) -> Entry | None:
@@ -361,10 +362,17 @@ class PathCache:
                         break
                     entry, miss = candidate, again
                     continue
-                next(self.counter)
-                self.entries.move_to_end(candidate)
-                self.current = candidate
-                return result
+                return self._hit(candidate, result)
+            if self.exhaustive:
+                # a derivative of a derivative: which inner path a guard belongs to depends
+                # on the inputs, so a prefix does not name the path; every stored path runs
+                # its own guards, the most recent first
+                for candidate in reversed(list(self.entries.values())):
+                    try:
+                        result = candidate.fn(*args)
+                    except PathMiss:
+                        continue
+                    return self._hit(candidate, result)
             self.misses += 1
             entry, result = build(args, self._compile_now())
             if entry.program is not None:
@@ -374,6 +382,12 @@ class PathCache:
                 self._remove(next(iter(self.entries)))
             self.current = entry
             return result
+
+    def _hit(self, candidate, result):
+        next(self.counter)
+        self.entries.move_to_end(candidate)
+        self.current = candidate
+        return result
 
     def _raised_by(self, miss) -> Entry | None:
         """The cached path whose guard raised ``miss``: the innermost frame of its

@@ -44,8 +44,9 @@ def _const(value):
     return gast.Constant(value=value, kind=None)
 
 class _Emitter:
-    def __init__(self, prog: Program, values: dict):
+    def __init__(self, prog: Program, values: dict, inplace: bool = True):
         self.prog = prog
+        self.allow_inplace = inplace  # may write into dead operands (plan_inplace)
         self.values = values  # Var -> value on the first call: read while emitting, not kept
         self.namer = prog.namer
         self.namespace: dict = {}
@@ -199,7 +200,8 @@ class _Emitter:
 
     def function(self, name: str) -> Emitted:
         self.last = last_uses(self.prog)
-        self.inplace = plan_inplace(self.prog, self.values, self.last)
+        if self.allow_inplace:
+            self.inplace = plan_inplace(self.prog, self.values, self.last)
         self.names = reuse_names(self.prog, self.last)
         body, comments = [], []
         block = None
@@ -243,9 +245,11 @@ def _hint_for(obj) -> str:
         return name.rsplit(".", 1)[-1]
     return "_k"
 
-def emit(prog: Program, values: dict, name: str) -> Emitted:
+def emit(prog: Program, values: dict, name: str, inplace: bool = True) -> Emitted:
     """Build the generated function for ``prog``, named ``name``; ``values`` are the
-    concrete values of its variables (see :func:`ad_transform.registers.plan_inplace`)."""
+    concrete values of its variables (see :func:`ad_transform.registers.plan_inplace`).
+    With ``inplace=False`` no NumPy operation writes into an operand (``out=``): the
+    variant the lowering reads back when a derivative is differentiated again (nested.py)."""
     prog.namer.used.add(name)
-    return _Emitter(prog, values).function(name)
+    return _Emitter(prog, values, inplace).function(name)
 

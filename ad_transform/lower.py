@@ -113,6 +113,7 @@ class Lowerer(OutsideValues, WriteAliasing, Calls, Containers):
         self.max_depth = sys.getrecursionlimit()
         self._finished = False
         self._defaults: list = []  # default values of inlined functions (outside state)
+        self.inlined_paths: list = []  # the derivatives' paths inlined (nested.py)
 
     # -- entry point -----------------------------------------------------------
     def lower(self, args) -> tuple[Program, dict]:
@@ -122,9 +123,10 @@ class Lowerer(OutsideValues, WriteAliasing, Calls, Containers):
         # a plain function runs as the body; anything else (a bound method, a
         # functools.wraps wrapper, a partial, an object with __call__) is called with
         # the arguments its visible signature binds, and inlined like any call
-        direct = isinstance(fn, types.FunctionType) and params == list(
+        nested = getattr(fn, "__ad_transform__", None)  # a derivative: read its function's
+        direct = nested is None and isinstance(fn, types.FunctionType) and params == list(
             inspect.signature(fn, follow_wrapped=False).parameters)
-        src = get_source(fn if direct else entry_code(fn))
+        src = get_source(fn if direct else entry_code(nested.root if nested else fn))
         fence.check(src)
         self.src = src
         self.b.loc = self.loc(src.node)
@@ -159,7 +161,10 @@ class Lowerer(OutsideValues, WriteAliasing, Calls, Containers):
                         exc.__notes__ = [*getattr(exc, "__notes__", []), note]
                     exc._ad_noted = True
                 raise
-        prog = Program(src.name, tuple(inputs), self.b.eqns, (result,), tuple(self.decisions),
+        # after the guards' outcomes: the derivatives' paths inlined (nested.py), which tell
+        # apart paths whose guards have the same outcomes but check different things
+        decisions = tuple(self.decisions) + tuple(self.inlined_paths)
+        prog = Program(src.name, tuple(inputs), self.b.eqns, (result,), decisions,
                        self.namer, self.return_loc)
         return prog, self.b.values
 
@@ -516,7 +521,8 @@ class Lowerer(OutsideValues, WriteAliasing, Calls, Containers):
            the interpreter runs itself (``len``, ``range``, ``sorted``, ...,
            :mod:`ad_transform.rules.python`) and NumPy calls that are more than one
            primitive (``np.array([a, b])``); a lowering may decline (``NotImplemented``);
-        3. a derivative made by ad_transform: called on constants, refused on traced values;
+        3. a derivative made by ad_transform: called on constants; on traced values its
+           generated source is inlined (:mod:`ad_transform.nested`);
         4. the user's own code is inlined, also on constants (it may read globals),
            unless the user registered a rule for it;
         5. a method of a list, dict or tuple runs on the interpreter's values;
@@ -541,11 +547,9 @@ class Lowerer(OutsideValues, WriteAliasing, Calls, Containers):
         has_var = any(_contains_var(a) for a in args) or any(
             _contains_var(v) for v in kwargs.values())
         if getattr(func, "__ad_transform__", False):
-            if has_var:
-                raise UnsupportedSyntax(
-                    f"call of {_describe(func)}, a derivative made by ad_transform, on a "
-                    "traced value: higher-order derivatives are not supported yet",
-                    self.loc(node))
+            if has_var:  # a derivative of ours: its generated source is inlined
+                from .nested import inline
+                return inline(self, func, args, kwargs, node)
             return func(*self._library_args(args, node), **self._library_args(kwargs, node))
         # the user's own code is always inlined, also on constants: it may read globals
         # (unless the user registered a rule for it: then it is a primitive, called)

@@ -608,7 +608,7 @@ def test_name_error_behaves_like_python():
     assert where(u_name_error, "undefined_name_here")[0] in str(exc_info.value)
 
 
-# -- higher-order derivatives are refused, never answered with a first derivative ----
+# -- higher-order derivatives are second derivatives, never a first derivative ---------
 
 def cubed(x):
     return x * x * x
@@ -625,16 +625,17 @@ def uses_a_constant_derivative(x):
     return D_CUBED(2.0) * x
 
 
-def test_gradient_of_a_gradient_is_refused():
-    with pytest.raises(UnsupportedSyntax) as info:
-        gradient(D_CUBED)
-    assert "higher-order" in str(info.value) and "cubed" in str(info.value)
+def test_gradient_of_a_gradient_is_the_second_derivative():
+    d2 = gradient(D_CUBED)
+    for x in (3.0, -0.5):
+        assert math.isclose(d2(x), numerical_gradient(D_CUBED, (x,), 0), rel_tol=1e-6)
+        assert math.isclose(d2(x), 6.0 * x, rel_tol=1e-12)
 
 
-def test_derivative_called_on_a_traced_value_is_refused():
-    with pytest.raises(UnsupportedSyntax) as info:
-        gradient(doubles_a_derivative)(3.0)
-    assert_located(info, doubles_a_derivative, "D_CUBED(x)", "higher-order")
+def test_derivative_called_on_a_traced_value_is_differentiated():
+    got = gradient(doubles_a_derivative)(3.0)
+    assert math.isclose(got, numerical_gradient(doubles_a_derivative, (3.0,), 0), rel_tol=1e-6)
+    assert math.isclose(got, 36.0, rel_tol=1e-12)
 
 
 def test_derivative_of_a_constant_is_just_a_constant():

@@ -22,6 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")
 LINREG = os.path.join(EXAMPLES, "linear_regression.py")
 PROJECTILE = os.path.join(EXAMPLES, "projectile.py")
+SCIPY_OPTIMIZE = os.path.join(EXAMPLES, "scipy_optimize.py")
 
 
 def run_example(path, *args):
@@ -164,3 +165,31 @@ def test_projectile_generated_source_is_straight_line(projectile):
     # the loop test y > 0 is checked once per Euler step and once more when it fails
     trips = projectile["steps_of"](30.0, 15.0)
     assert sum("> 0" in line for line in code) == trips + 1
+
+
+# -- scipy_optimize.py: exact gradient, Hessian and Jacobian beside finite differences ----
+
+def test_scipy_optimize_example_converges_with_fewer_calls():
+    out = run_example(SCIPY_OPTIMIZE)
+    assert number(out, "rosenbrock error") < 1e-6
+    assert number(out, "fit error") < 0.05
+    rows = re.findall(r"^(ad_transform|finite differences).*nfev=(\d+).*"
+                      r"function calls in all=(\d+)", out, re.M)
+    assert [r[0] for r in rows] == ["ad_transform", "finite differences"] * 2, out
+    for exact, fd in (rows[:2], rows[2:]):
+        assert int(exact[2]) < int(fd[2]), "finite differences call the function more"
+
+
+def test_scipy_optimize_derivatives_match_finite_differences():
+    ns = runpy.run_path(SCIPY_OPTIMIZE)
+    rosen, residuals = ns["rosen"], ns["residuals"]
+    x = np.linspace(-1.0, 1.5, 10)
+    g = gradient(rosen)(x)
+    assert np.allclose(g, numerical_gradient(rosen, (x,), 0), rtol=1e-6, atol=1e-6)
+    H = ns["hessian"](rosen)(x)
+    assert np.allclose(H, np.array([numerical_gradient(lambda x: gradient(rosen)(x)[i], (x,), 0)
+                                    for i in range(10)]), rtol=1e-5, atol=1e-4)
+    p = np.array([2.0, 1.1, 0.4])
+    J = ns["jacobian_by_rows"](p)
+    fd = np.array([numerical_gradient(lambda p: residuals(p)[i], (p,), 0) for i in range(J.shape[0])])
+    assert np.allclose(J, fd, rtol=1e-6, atol=1e-7)

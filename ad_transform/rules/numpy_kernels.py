@@ -81,7 +81,7 @@ def getitem_vjp(g, shape, dtype, idx):
     """Adjoint of ``x[idx]`` for ``x`` of ``shape``: ``g`` scattered into zeros of
     ``dtype`` (added where indices repeat)."""
     out = np.zeros(shape, dtype=dtype)
-    if _basic(idx):
+    if type(idx) is slice or _basic(idx):  # (a slice first: the common case, checked fast)
         out[idx] = g
     else:
         np.add.at(out, idx, g)

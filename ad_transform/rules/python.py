@@ -106,6 +106,8 @@ def _i_isinstance(lw, args, kwargs, node, hint):
 def _i_type(lw, args, kwargs, node, hint):
     if len(args) == 1 and isinstance(args[0], Var):
         return type(lw.sig(args[0]))
+    if len(args) == 1 and type(args[0]) in (list, tuple, dict):
+        return type(args[0])  # a container of the interpreter's (traced items or not)
     return NotImplemented
 
 

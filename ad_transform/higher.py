@@ -1,0 +1,263 @@
+"""Second derivatives: ``hvp`` (Hessian-vector products) and ``hessian``.
+
+Both are built from :func:`~ad_transform.api.gradient` and nothing else.
+``hvp(f, wrt)`` is the gradient, with respect to the same arguments, of a small
+generated function ``h(*args, v) = <gradient(f, wrt)(*args), v>``; the lowering
+inlines the generated derivative of ``f`` inside it (see :mod:`ad_transform.nested`),
+so ``hvp(f).source(*args, v)`` is one readable function, and the Hessian is never
+formed.  ``hessian(f, wrt)`` of one array argument compiles, per path, one function
+that computes the gradient program once and then one reverse sweep per unit
+vector (the rows); otherwise it stacks Hessian-vector products with the unit
+vectors.  Guarantees: the same
+``wrt`` rules as ``gradient``; for one argument ``hessian`` returns a float for a
+float and an array of shape ``shape + shape`` for an array; for a tuple ``wrt`` it
+returns a tuple of tuples, block ``[i][j]`` of shape ``shape_i + shape_j``.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import itertools
+import linecache
+import weakref
+
+import numpy as np
+
+from . import ir
+from .api import _resolve_wrt, gradient
+from .cache import Entry, cache_for
+from .compile import compile_function
+from .dispatcher import emit_dispatcher
+from .emit import emit
+from .lower import lower
+from .reverse import prune, reverse
+from .rules import builtins as B
+from .rules import numpy as N
+
+__all__ = ["hvp", "hessian"]
+
+_serial = itertools.count(1)
+
+
+def _inner_product_function(fun, grad_f, params, single):
+    """``h(*params, v) = <grad_f(*params), v>`` as Python source, compiled under a file
+    name linecache knows (so the lowering reads it as it reads the user's code)."""
+    names = {p.name for p in params}
+    v = next(n for n in ("v", "v_", "vector", "v_1", "v_2") if n not in names)
+    P = inspect.Parameter
+    call = []
+    for p in params:
+        if p.kind is P.VAR_POSITIONAL:
+            call.append(f"*{p.name}")
+        elif p.kind is P.VAR_KEYWORD:
+            call.append(f"**{p.name}")
+        elif p.kind is P.KEYWORD_ONLY:
+            call.append(f"{p.name}={p.name}")
+        else:
+            call.append(p.name)
+    base = fun.__name__ if fun.__name__.isidentifier() else "f"
+    head = f"def {base}_hvp({', '.join([p.name for p in params] + [v])}):\n"
+    head += f"    g = grad_f({', '.join(call)})\n"
+    if single:
+        body = (f"    if isinstance(g, float):\n"
+                f"        return g * {v}\n"
+                f"    return (g * {v}).sum()\n")
+    else:
+        body = (f"    total = 0.0\n"
+                f"    for g_i, v_i in zip(g, {v}):\n"
+                f"        if isinstance(g_i, float):\n"
+                f"            total = total + g_i * v_i\n"
+                f"        else:\n"
+                f"            total = total + (g_i * v_i).sum()\n"
+                f"    return total\n")
+    text = head + body
+    filename = f"<ad_transform {fun.__qualname__} hvp #{next(_serial)}>"
+    lines = text.splitlines(True)
+    linecache.cache[filename] = (len(text), None, lines, filename)
+    namespace = {"grad_f": grad_f}
+    exec(compile(text, filename, "exec"), namespace)
+    h = namespace.pop(f"{base}_hvp")  # not in its own globals: its cache must not hold it
+    weakref.finalize(h, _forget, filename, lines)
+    return h
+
+
+def _forget(filename, lines):
+    entry = linecache.cache.get(filename)
+    if entry is not None and len(entry) > 2 and entry[2] is lines:
+        del linecache.cache[filename]
+
+
+def hvp(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 200_000):
+    """The Hessian-vector product of ``fun``: ``hvp(f, wrt)(*args, v)`` is ``H @ v``, with
+    ``H`` the Hessian of ``f`` with respect to the argument(s) ``wrt`` at ``args``.
+
+    ``v`` has the shape of the ``wrt`` argument (a tuple of them for a tuple ``wrt``), and
+    so does the result.  The Hessian is not formed: this is the gradient of
+    ``<gradient(f)(*args), v>``, one compiled function (``.source(*args, v)``)."""
+    if fun is None:
+        return lambda f: hvp(f, wrt, maxsize=maxsize, max_eqns=max_eqns)
+    sig = inspect.signature(fun)
+    params = list(sig.parameters.values())
+    wrt_idx, single = _resolve_wrt(fun, params, wrt)
+    grad_f = gradient(fun, wrt_idx[0] if single else wrt_idx, maxsize=maxsize,
+                      max_eqns=max_eqns)
+    h = _inner_product_function(fun, grad_f, params, single)
+    dh = gradient(h, wrt_idx[0] if single else wrt_idx, maxsize=maxsize, max_eqns=max_eqns)
+
+    def values(args, kwargs):
+        if not args:
+            raise TypeError(f"hvp of {fun.__qualname__} needs the vector v as its last "
+                            "positional argument")
+        ba = sig.bind(*args[:-1], **kwargs)
+        ba.apply_defaults()
+        return tuple(ba.arguments[p.name] for p in params) + (args[-1],)
+
+    dh._inner = h  # keeps the generated h (and so dh's cache) alive with the wrapper
+    dh.gradient = dh
+    if all(p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty for p in params):
+        return dh  # called as it is: a derivative of ours, so it nests (gradient(hvp(f)))
+
+    @functools.wraps(fun)
+    def product(*args, **kwargs):
+        return dh(*values(args, kwargs))
+
+    def source(*args, **kwargs):
+        """The generated source of the Hessian-vector product for these arguments' path."""
+        return dh.source(*values(args, kwargs))
+
+    product.source = source
+    product.cache_info = dh.cache_info
+    product.cache_clear = dh.cache_clear
+    product.gradient = dh  # called with one value per parameter of fun, then v
+    return product
+
+
+def _hessian_function(fun, grad_f, params, i, maxsize, max_eqns):
+    """The Hessian with respect to the array argument ``i`` as one compiled function per
+    path: the gradient program (``grad_f`` lowered, its derivative inlined) computed
+    once, then one reverse sweep per unit vector ``e_k`` (the adjoint of
+    ``sum(grad * e_k)``, whose constant seed folds away), the rows stacked."""
+    root = grad_f.__ad_transform__.root
+    chain = ("hessian", grad_f.__ad_transform__.chain)
+    cache = cache_for(root, chain, maxsize)
+    cache.exhaustive = True
+    name = f"{grad_f.__ad_transform__.name}_hessian"
+    name = name if name.isidentifier() else "hessian"
+
+    grad_ref, remake = weakref.ref(grad_f), grad_f.__ad_transform__.remake
+    label = f"{fun.__qualname__} hessian"
+
+    def build(args, compile_now=True):  # always compiled; holds nothing alive
+        prog, values = lower(grad_ref() or remake(), args, (i,), max_eqns)
+        (grad,) = prog.outputs
+        shape = np.shape(values[prog.inputs[i]])
+        eqns, rows = list(prog.eqns), []
+        values = dict(values)
+        for k in range(int(np.prod(shape, dtype=int))):
+            unit = np.zeros(shape)
+            unit.flat[k] = 1.0
+            b = ir.Builder(prog.namer)
+            b.values, b.eqns = values, list(prog.eqns)
+            with b:
+                b.loc = prog.return_loc
+                total = b.apply(N.sum_, (b.apply(B.mul, (grad, unit)),))
+            seeded = ir.Program(prog.name, prog.inputs, b.eqns, (total,), prog.decisions,
+                                prog.namer, prog.return_loc)
+            full, values = reverse(seeded, b.values, (i,), True, False)
+            eqns += full.eqns[len(prog.eqns):]
+            rows.append(full.outputs[0])
+        b = ir.Builder(prog.namer)
+        b.values, b.eqns, b.phase = values, eqns, "adjoint"
+        with b:
+            b.loc = prog.return_loc
+            # np.array of the rows (not np.stack: four times faster on small rows)
+            hess = b.record(N.pack, tuple(rows), {"shape": shape + shape}, hint="hessian")
+        full = prune(ir.Program(prog.name, prog.inputs, b.eqns, (hess,), prog.decisions,
+                                prog.namer, prog.return_loc), b.values)
+        ir.verify(full, b.values)
+        fn, _, filename = compile_function(emit(full, b.values, name), label)
+        return Entry(fn, full.decisions, filename), b.values[hess]
+
+    if cache.dispatcher is None:
+        emitted = emit_dispatcher(name, params, cache.slot, cache, build)
+        cache.dispatcher, _, _ = compile_function(emitted, f"{name} dispatcher")
+    return cache.dispatcher, cache, build
+
+
+def _as_float(x):
+    return np.asarray(x, dtype=np.float64)
+
+
+def hessian(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 200_000):
+    """The Hessian of ``fun`` with respect to the argument(s) ``wrt``.
+
+    ``hessian(f)(x)`` is a float for a float ``x`` and an array of shape
+    ``x.shape + x.shape`` for an array; with a tuple ``wrt`` it is a tuple of tuples
+    whose block ``[i][j]`` has shape ``shape_i + shape_j`` (a float when both are
+    floats), as JAX does.  For one array argument (and a function without ``*args``,
+    ``**kwargs`` or keyword-only parameters) each path compiles one function: the
+    gradient once, then one reverse sweep per unit vector, whose rows it returns
+    (``.source(*args)``, ``.cache_info()``, ``.cache_clear()``).  Otherwise row ``k`` is
+    one call of :func:`hvp` with the ``k``-th unit vector."""
+    if fun is None:
+        return lambda f: hessian(f, wrt, maxsize=maxsize, max_eqns=max_eqns)
+    sig = inspect.signature(fun)
+    params = list(sig.parameters.values())
+    wrt_idx, single = _resolve_wrt(fun, params, wrt)
+    product = hvp(fun, wrt_idx[0] if single else wrt_idx, maxsize=maxsize,
+                  max_eqns=max_eqns)
+
+    dh = product.gradient
+    fast = None
+    if single and all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params):
+        grad_f = gradient(fun, wrt_idx[0], maxsize=maxsize, max_eqns=max_eqns)
+        fast, cache, build = _hessian_function(fun, grad_f, params, wrt_idx[0], maxsize,
+                                               max_eqns)
+        fast_grad = grad_f  # keeps the gradient wrapper (and the fast path's root) alive
+
+    @functools.wraps(fun)
+    def hess(*args, **kwargs):
+        if fast is not None and not kwargs and len(args) == len(params):
+            vals = args  # every parameter given by position: nothing to bind
+        else:
+            ba = sig.bind(*args, **kwargs)
+            ba.apply_defaults()
+            vals = [ba.arguments[p.name] for p in params]
+        if fast is not None and type(vals[wrt_idx[0]]) is np.ndarray:
+            return fast(*vals)  # one compiled function: the gradient once, n sweeps
+        shapes = [np.shape(vals[i]) for i in wrt_idx]
+        zeros = [np.zeros(s) if s else 0.0 for s in shapes]
+        rows = [[] for _ in wrt_idx]  # rows[i][k]: the products with unit vector k of i
+        for i, s in enumerate(shapes):
+            n = int(np.prod(s, dtype=int))
+            units = np.eye(n).reshape((n,) + s) if s else [1.0]
+            for e in units:  # views of one identity matrix, each of the argument's shape
+                if single:
+                    rows[i].append(dh(*vals, e))
+                else:
+                    v = tuple(e if j == i else zeros[j] for j in range(len(shapes)))
+                    rows[i].append(dh(*vals, v))
+        blocks = []
+        for i, si in enumerate(shapes):
+            line = []
+            for j, sj in enumerate(shapes):
+                parts = [r if single else r[j] for r in rows[i]]
+                if not si and not sj:
+                    line.append(float(parts[0]))
+                else:
+                    line.append(np.stack([_as_float(p) for p in parts]).reshape(si + sj))
+            blocks.append(tuple(line))
+        return blocks[0][0] if single else tuple(blocks)
+
+    hess.hvp = product
+    if fast is not None:
+        def source(*args, **kwargs):
+            """The generated Hessian of the path these arguments take (an array ``wrt``)."""
+            ba = sig.bind(*args, **kwargs)
+            ba.apply_defaults()
+            return cache.entry_for(tuple(ba.arguments[p.name] for p in params), build).source
+
+        hess.source = source
+        hess.cache_info, hess.cache_clear = cache.info, cache.clear
+        hess._grad = fast_grad
+    return hess

@@ -56,6 +56,13 @@ class WriteAliasing:
         rebound, which is only faithful when no other name shares the array.
         """
         if isinstance(obj, (list, dict)):
+            if self._is_outside(obj):
+                raise UnsupportedSyntax(
+                    f"item assignment would change a {type(obj).__name__} that lives outside "
+                    "the function (a global, a closure cell, an attribute or a default "
+                    "value): ad_transform runs the function once per path, so this side "
+                    "effect would not happen on every call. Return the value instead, or "
+                    "pass the container in as an argument", self.loc(target))
             obj[self.concrete(idx, target)] = value
             return
         if not isinstance(self.sig(obj), np.ndarray):

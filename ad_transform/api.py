@@ -17,6 +17,8 @@ import threading
 import types
 import weakref
 
+import gast
+
 from . import ir
 from .cache import Entry, cache_for
 from .compile import compile_function
@@ -236,6 +238,92 @@ class Derivative:
         self.remake = remake
 
 
+class _State:
+    """What a wrapper was made from: ``fun``'s ``__code__``, ``__defaults__`` and
+    ``__kwdefaults__`` (and the values in the last, a mutable dict).  The wrapper binds
+    arguments by the signature read then, and the cached paths were lowered from that
+    code, so every call checks, by identity (three attribute reads), that they are still
+    the same; a replaced one raises :class:`UnsupportedSyntax` at ``fun``'s ``def``."""
+
+    def __init__(self, fun, made_from=None):
+        """``made_from``: the state the cache's dispatcher was compiled from (its signature
+        and defaults are baked in), if it was compiled before; else ``fun``'s own now."""
+        self.fun = fun
+        self.watched = isinstance(fun, (types.FunctionType, types.MethodType))
+        if made_from is None:
+            kwdefaults = getattr(fun, "__kwdefaults__", None)
+            made_from = (fun.__code__, getattr(fun, "__defaults__", None), kwdefaults,
+                         list((kwdefaults or {}).items()))
+        self.made_from = made_from
+        self.code, self.defaults, self.kwdefaults, self.kw_items = made_from
+
+    def insert_check(self, emitted, params) -> tuple:
+        """Put ``if <state changed>: changed()`` first in the dispatcher ``emitted``;
+        returns the global names it uses (their values: :meth:`bind`)."""
+        if not self.watched:
+            emitted.namespace["__ad_state__"] = ()
+            return ()
+        taken = {p.name for p in params} | set(emitted.namespace) | {emitted.fdef.name}
+
+        def fresh(base):
+            name, i = base, 1
+            while name in taken:
+                name, i = f"{base}_{i}", i + 1
+            taken.add(name)
+            return name
+
+        names = tuple(fresh(n) for n in ("fun", "fun_code", "fun_defaults", "fun_kwdefaults",
+                                         "changed", "kw_changed"))
+        fn_, code, defaults, kwdefaults, changed, kw_changed = names
+        test = (f"{fn_}.__code__ is not {code} or {fn_}.__defaults__ is not {defaults} "
+                f"or {fn_}.__kwdefaults__ is not {kwdefaults}")
+        if self.kw_items:  # a dict: changed in place, it is the same object
+            test += f" or {kw_changed}()"
+        names += (bool(self.kw_items),)  # part of the compiled code's reuse key
+        stmt = gast.parse(f"if {test}:\n    {changed}()\n").body[0]
+        emitted.fdef.body.insert(0, stmt)
+        for n in names[:-1]:
+            emitted.namespace[n] = None  # bound per wrapper (bind)
+        emitted.namespace["__ad_state__"] = names
+        return names
+
+    def bind(self, namespace) -> dict:
+        """The dispatcher's globals for this wrapper: ``namespace`` plus this state."""
+        out = dict(namespace)
+        names = namespace["__ad_state__"]
+        if names:
+            out.update(zip(names, (self.fun, self.code, self.defaults, self.kwdefaults,
+                                   self.changed, self.kw_changed)))
+        return out
+
+    def kw_changed(self) -> bool:
+        now = self.fun.__kwdefaults__ or {}
+        return len(now) != len(self.kw_items) or any(
+            now.get(k, self) is not v for k, v in self.kw_items)
+
+    def check(self):
+        fun = self.fun
+        if self.watched and (fun.__code__ is not self.code or fun.__defaults__ is not
+                             self.defaults or fun.__kwdefaults__ is not self.kwdefaults
+                             or (self.kw_items and self.kw_changed())):
+            self.changed()
+
+    def changed(self):
+        fun = self.fun
+        what = ("__code__" if fun.__code__ is not self.code else
+                "__defaults__" if fun.__defaults__ is not self.defaults else "__kwdefaults__")
+        raise UnsupportedSyntax(
+            f"the {what} of {fun.__qualname__} was replaced after gradient() was made for it; "
+            "its derivative and its signature were taken from the old one, and ad_transform "
+            "does not follow a function whose code or defaults change: define a new "
+            "function (and take its gradient) instead", _def_loc(self._original()))
+
+    def _original(self):
+        """A function with the code the wrapper was made from (for its location)."""
+        cells = tuple(types.CellType() for _ in self.code.co_freevars)
+        return types.FunctionType(self.code, {}, self.fun.__name__, None, cells or None)
+
+
 def _make(fun, wrt, with_value, maxsize, max_eqns):
     if not callable(fun) or not hasattr(fun, "__code__"):
         raise TypeError(f"gradient needs a Python function, got {fun!r}")
@@ -276,18 +364,23 @@ def _make(fun, wrt, with_value, maxsize, max_eqns):
         lowering.exhaustive = inner is not None
         return lowering.entry_for(values, build_for_lowering)
 
+    state = _State(fun, cache.made_from)
     if cache.dispatcher is None:  # compiled once; gradient(f)(x) in a loop stays cheap
         name = fun.__name__ if fun.__name__.isidentifier() else "dispatch"
         emitted = emit_dispatcher(name, params, cache.slot, cache, build)
-        shape = (name, tuple((p.name, p.kind, p.default is p.empty) for p in params))
+        names = state.insert_check(emitted, params)
+        shape = (name, tuple((p.name, p.kind, p.default is p.empty) for p in params), names)
         cache.dispatcher, _, _ = compile_function(emitted, f"{name} dispatcher", shape)
+        cache.made_from = state.made_from  # (no reference to fun: the cache must not keep it)
     base = cache.dispatcher
-    wrapper = types.FunctionType(base.__code__, base.__globals__, base.__name__,
+    # the wrapper's own globals hold the function (the cache must not keep it alive)
+    wrapper = types.FunctionType(base.__code__, state.bind(base.__globals__), base.__name__,
                                  base.__defaults__, base.__closure__)
     wrapper.__kwdefaults__ = base.__kwdefaults__
 
     def source(*args, **kwargs):
         """The generated derivative source for the control path these arguments take."""
+        state.check()
         return cache.entry_for(bind(args, kwargs), build).source
 
     functools.update_wrapper(wrapper, fun)

@@ -196,6 +196,7 @@ class PathCache:
         self.slot = [_no_path]  # slot[0]: the function of the path used last, tried first
         self._current: Entry | None = None
         self.dispatcher = None  # the compiled entry point users call (see api._make)
+        self.made_from = None  # the function's code and defaults the dispatcher was made from
         self.counter = itertools.count()  # next() on every hit: atomic and cheap
         self._hits_cleared = 0
         self.misses = 0

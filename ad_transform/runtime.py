@@ -12,7 +12,8 @@ import math
 
 import numpy as np
 
-__all__ = ["PathMiss", "sum_items", "sign", "log_or_zero", "same", "snapshot", "function_state", "signature", "signatures", "sum_axes", "sum_to", "fit_shape",
+__all__ = ["PathMiss", "sum_items", "sign", "log_or_zero", "tie_share", "tie_count", "tie_part", "clip_share", "fdiv",
+           "div0", "pow_grad", "same", "snapshot", "function_state", "signature", "signatures", "sum_axes", "sum_to", "fit_shape",
            "expand_reduced", "minmax_vjp", "getitem_vjp", "add_at", "add_at_repeated", "index_tuple", "setitem",
            "setitem_vjp", "written", "pack",
            "flat_item", "concatenate", "stack", "block", "tensordot_vjp", "einsum_vjp", "trace_vjp", "sort_vjp", "nuc_vjp", "cumsum_vjp",
@@ -53,6 +54,85 @@ def log_or_zero(x):
     if x > 0:
         return math.log(x)
     return 0.0 if x == 0 else math.nan
+
+
+# -- kinks: one convention, documented in docs/kinks.md --------------------------------
+
+def tie_share(ans, x, *others):
+    """The share of ``max``/``min``'s derivative that goes to operand ``x``: 1 where ``x`` is
+    the result, 0 where it is not, and split evenly among the operands that tie there
+    (``x`` and ``others`` equal to ``ans``), as JAX and PyTorch do.  Elementwise on arrays
+    (``np.maximum``); 0 where the result is ``nan`` and ``x`` is not it."""
+    hit = x == ans
+    if not isinstance(hit, (np.ndarray, np.generic)):
+        if not hit:
+            return 0.0
+        return 1.0 / (1 + sum(1 for o in others if o == ans))
+    count = 1
+    for o in others:
+        count = count + (o == ans)
+    return hit / count
+
+
+def tie_count(ans, *items):
+    """How many of ``items`` (operands of ``max``/``min``) are the result ``ans``."""
+    return sum(1 for x in items if x == ans)
+
+
+def tie_part(ans, x, count):
+    """``x``'s share of ``max``/``min``'s derivative, given :func:`tie_count`."""
+    return 1.0 / count if x == ans else 0.0
+
+
+def clip_share(x, lo, hi, which):
+    """The share of ``np.clip(x, lo, hi)``'s derivative that goes to ``x`` (``which`` 0),
+    ``lo`` (1) or ``hi`` (2).  ``np.clip`` is ``minimum(maximum(x, lo), hi)``, and so is
+    its derivative: at a bound, ``x`` and the bound tie and share it (:func:`tie_share`).
+    A bound may be ``None``."""
+    low = x if lo is None else np.maximum(x, lo)
+    out = low if hi is None else np.minimum(low, hi)
+    if which == 2:
+        return tie_share(out, hi, low)
+    through = 1.0 if hi is None else tie_share(out, low, hi)
+    if lo is None:
+        return through
+    return through * (tie_share(low, x, lo) if which == 0 else tie_share(low, lo, x))
+
+
+def fdiv(a, b):
+    """``a / b`` as IEEE 754 (and NumPy) divides where Python raises: ``+-inf``, or ``nan``
+    for ``0 / 0``.  For derivatives that are infinite where the function is not
+    (``math.sqrt`` and ``math.asin`` at the ends of their domains)."""
+    try:
+        return a / b
+    except ZeroDivisionError:
+        if a != a or a == 0:
+            return math.nan
+        return math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+
+def div0(a, b):
+    """``a / b``, and 0 where ``b`` is 0: the derivative of ``hypot`` at the origin, 0 as
+    ``abs``'s is at 0."""
+    if isinstance(b, (np.ndarray, np.generic)) or isinstance(a, (np.ndarray, np.generic)):
+        zero = b == 0
+        return np.where(zero, 0.0, a / np.where(zero, 1.0, b))
+    return a / b if b != 0 else 0.0 * a
+
+
+def pow_grad(a, b):
+    """``d/da a ** b`` = ``b * a ** (b - 1)``: 0 where ``b`` is 0 (``a ** 0`` is constant, also
+    at ``a == 0``), ``inf`` at ``a == 0`` for ``0 < b < 1`` (the derivative from the right,
+    as NumPy computes it) where Python raises."""
+    if isinstance(a, (np.ndarray, np.generic)) or isinstance(b, (np.ndarray, np.generic)):
+        b_ = np.asarray(b)
+        return b * np.power(a, np.where(b_ == 0, 1, b_ - 1))
+    if b == 0:
+        return 0.0
+    try:
+        return b * a ** (b - 1)
+    except ZeroDivisionError:  # 0.0 ** negative: a == 0 and b < 1
+        return b * math.inf
 
 
 _SCALARS = (int, float, complex, bool, str, bytes, type(None), set, frozenset, np.generic)

@@ -340,6 +340,37 @@ def test_global_container_mutation_is_refused():
     assert LOG == []  # the user's data is untouched
 
 
+def nested_table_write(x):
+    NESTED["inner"][0] = x * 2.0
+    return x
+
+
+def local_copy_write(x):
+    table = dict(TABLE)
+    table["last"] = x * 3.0
+    rows = [list(NESTED["inner"])]
+    rows[0][0] = x
+    return table["last"] + rows[0][0]
+
+
+NESTED = {"inner": [1.0, 2.0]}
+
+
+@pytest.mark.parametrize("fn, snippet", [(table_write, 'TABLE["last"]'),
+                                         (nested_table_write, 'NESTED["inner"][0]')])
+def test_item_assignment_into_a_global_container_is_refused(fn, snippet):
+    before = (dict(TABLE), {k: list(v) for k, v in NESTED.items()})
+    with pytest.raises(UnsupportedSyntax) as exc_info:
+        gradient(fn)(1.5)
+    assert_located(exc_info, fn, snippet, "item assignment", "outside", "argument")
+    assert (TABLE, NESTED) == before  # the user's data is untouched
+
+
+def test_item_assignment_into_a_local_copy_works():
+    run(local_copy_write, [(1.5,), (0.5,)], paths=1)
+    assert "last" not in TABLE and NESTED == {"inner": [1.0, 2.0]}
+
+
 def passes_closure_to_library(x):
     return math.fsum(map(lambda t: t * x, [1.0, 2.0])) + x
 

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from ad_transform import gradient
+from ad_transform import gradient, value_and_gradient
 from ad_transform.errors import ADError
 from ad_transform.testing import numerical_gradient
 
@@ -310,6 +310,65 @@ def test_replaced_defaults_of_the_differentiated_function_are_refused():
         located(e, "__defaults__", "changing", "define a new function")
     finally:
         changing.__defaults__ = saved
+
+
+def replaced(x, k=3.0, *, j=2.0):
+    return x * k * j
+
+
+def _replacement(x, k=3.0, *, j=2.0):
+    return x + k
+
+
+@pytest.mark.parametrize("what", ["__code__", "__defaults__", "__kwdefaults__", "kw in place"])
+def test_a_replaced_state_of_the_differentiated_function_is_caught_on_a_cached_path(what):
+    """The cached path and the wrapper's signature come from the old code and defaults:
+    every call checks them, also when the arguments' types would hit the cache."""
+    saved = (replaced.__code__, replaced.__defaults__, replaced.__kwdefaults__)
+    for maker in (gradient, value_and_gradient):
+        g = maker(replaced)
+        expected = g(1.5)
+        assert np.isclose(gradient(replaced)(1.5), numerical_gradient(replaced, [1.5], 0))
+        try:
+            if what == "__code__":
+                replaced.__code__ = _replacement.__code__
+            elif what == "__defaults__":
+                replaced.__defaults__ = (7.0,)
+            elif what == "__kwdefaults__":
+                replaced.__kwdefaults__ = {"j": 5.0}
+            else:
+                replaced.__kwdefaults__["j"] = 5.0  # the same dict, changed in place
+            # a new wrapper shares the cache (and its dispatcher, with the old signature)
+            for call in (lambda: g(1.5), lambda: g(2.5, 1.0), lambda: g.source(1.5),
+                         lambda: maker(replaced)(1.5)):
+                with pytest.raises(ADError) as e:
+                    call()
+                located(e, what.split()[0] if what != "kw in place" else "__kwdefaults__",
+                        "replaced", "define a new function")
+                assert "def replaced" in str(e.value)
+        finally:
+            replaced.__code__, replaced.__defaults__ = saved[:2]
+            replaced.__kwdefaults__ = saved[2]
+            saved[2]["j"] = 2.0
+        assert g(1.5) == expected  # put back: the cached path serves again
+    assert g.cache_info().misses == 1
+
+
+def test_the_state_check_does_not_keep_the_function_alive():
+    import gc
+    import weakref
+
+    def make():
+        def inner(x, k=2.0):
+            return x * k
+        return inner
+    fn = make()
+    g = gradient(fn)
+    assert g(1.0) == 2.0
+    ref = weakref.ref(fn)
+    del fn, g
+    gc.collect()
+    assert ref() is None
 
 
 # -- random generators called inside the function ------------------------------------------

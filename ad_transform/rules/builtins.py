@@ -8,10 +8,12 @@ from __future__ import annotations
 import builtins
 import operator
 
+import numpy as np
+
 from .. import runtime
 from ..errors import MissingRule
 from ..ir import Var, current_builder
-from .core import call_prim, defprim, defvjp, defvjp_variadic, defzero
+from .core import call_prim, defprim, defvjp, defvjp_variadic, defzero, value_of
 
 __all__ = []  # primitives are reached through the registry
 
@@ -43,17 +45,24 @@ mod = defvjp(_binop(operator.mod, "%", "mod"),
              lambda g, ans, a, b: -g * (a // b))
 
 
+pow_grad = call_prim(runtime, "pow_grad", "_rt", hint="dpow", register=False)
+
+
 def _pow_base(g, ans, a, b):
+    """``b * a ** (b - 1)``; at ``a == 0`` (docs/kinks.md): 0 for ``b == 0``, ``inf`` for
+    ``0 < b < 1`` (``_rt.pow_grad``, where Python's ``0.0 ** -0.5`` raises)."""
     if isinstance(b, Var):
-        return g * b * a ** (b - 1)
+        return g * pow_grad(a, b)
     if not isinstance(b, (int, float)):  # a constant array exponent: no scalar shortcuts
-        return g * (b * a ** (b - 1))
+        return g * pow_grad(a, b) if np.any(np.asarray(b) == 0) else g * (b * a ** (b - 1))
     if b == 0:
         return None  # d/da a**0 is 0, also at a == 0 (where a ** -1 would raise)
     if b == 2:
         return (g * 2) * a  # folds to one multiply when g is a constant
     if b == 1:
         return g
+    if 0 < b < 1 and isinstance(value_of(a), (int, float)):
+        return g * pow_grad(a, b)  # a ** (b - 1) raises at a == 0
     return g * (b * a ** (b - 1))
 
 
@@ -85,12 +94,27 @@ not_in = defzero(defprim("not_in", lambda a, b: a not in b, ("compare", "not in"
 # -- builtins -------------------------------------------------------------------
 sign = call_prim(runtime, "sign", "_rt")
 abs_ = defvjp(call_prim(builtins, "abs", "abs"), lambda g, ans, x: g * sign(x))
-max2 = defvjp(defprim("max", builtins.max, ("call", "max"), root=builtins.max),
-              lambda g, ans, a, b: g * (a >= b),
-              lambda g, ans, a, b: g * (b > a))
-min2 = defvjp(defprim("min", builtins.min, ("call", "min"), root=builtins.min),
-              lambda g, ans, a, b: g * (a <= b),
-              lambda g, ans, a, b: g * (b < a))
+tie_share = call_prim(runtime, "tie_share", "_rt", hint="share", register=False)
+
+
+tie_count = call_prim(runtime, "tie_count", "_rt", hint="ties", register=False)
+tie_part = call_prim(runtime, "tie_part", "_rt", hint="share", register=False)
+
+
+def _tie_rule(i, g, ans, *items):
+    """``max(a, b, ...)``/``min``: the operand that is the result gets ``g``; operands that
+    tie share it evenly (docs/kinks.md).  Of more than two operands the ties are counted
+    once (the builder reuses the one ``tie_count`` equation), so code stays linear."""
+    if len(items) == 2:
+        return g * tie_share(ans, items[i], items[1 - i])
+    return g * tie_part(ans, items[i], tie_count(ans, *items))
+
+
+# max(a, b, ...) / min(...) of two or more operands, as one equation
+max2 = defvjp_variadic(defprim("max", builtins.max, ("call", "max"), root=builtins.max),
+                       _tie_rule)
+min2 = defvjp_variadic(defprim("min", builtins.min, ("call", "min"), root=builtins.min),
+                       _tie_rule)
 sum_items = defvjp_variadic(call_prim(runtime, "sum_items", "_rt", hint="sum", register=False),
                             lambda i, g, ans, *items: g)
 to_float = defvjp(call_prim(builtins, "float", "float"), lambda g, ans, x: g)

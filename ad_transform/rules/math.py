@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 
-from .builtins import sign
+from .. import runtime
+from .builtins import log_or_zero, pow_grad, sign
 from .core import call_prim, defvjp, defvjp_variadic, defzero
 from .elementwise import define
 
@@ -18,18 +19,28 @@ def m(name):
     return call_prim(math, name, "math")
 
 
+def rt(name, hint):
+    return call_prim(runtime, name, "_rt", hint=hint, register=False)
+
+
+# Where the function is finite but its derivative is not (sqrt at 0, asin at +-1), the
+# derivative is +-inf or nan as IEEE division gives it (``_rt.fdiv``), where Python's own
+# float division raises; at the kinks of hypot (the origin) it is 0, as abs's (docs/kinks.md)
+fdiv = rt("fdiv", "d")
+div0 = rt("div0", "ratio")
+
 _2_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
 # the formulas math shares with NumPy (exp, sqrt, sin, asin, fabs, ...): rules/elementwise.py
-globals().update(define(m, "math", sign=sign))
+globals().update(define(m, "math", sign=sign, div=fdiv))
 log = defvjp(m("log"),
              lambda g, ans, x, base=None: g / x if base is None else g / (x * log(base)),
              lambda g, ans, x, base: -g * ans / (base * log(base)))
-pow_ = defvjp(m("pow"),
-              lambda g, ans, x, y: (None if isinstance(y, (int, float)) and y == 0  # 0 at x=0 too
-                                    else g * (y * pow_(x, y - 1.0))),
-              lambda g, ans, x, y: g * (ans * log(x)))
-hypot = defvjp_variadic(m("hypot"), lambda i, g, ans, *xs: g * xs[i] / ans)
+pow_ = defvjp(m("pow"),  # as x ** y (docs/kinks.md): 0 for y == 0, inf at x == 0 for 0 < y < 1
+              lambda g, ans, x, y: (None if isinstance(y, (int, float)) and y == 0
+                                    else g * pow_grad(x, y)),
+              lambda g, ans, x, y: g * (ans * log_or_zero(x)))
+hypot = defvjp_variadic(m("hypot"), lambda i, g, ans, *xs: g * div0(xs[i], ans))
 erf = defvjp(m("erf"), lambda g, ans, x: g * (_2_SQRT_PI * exp(-(x * x))))
 erfc = defvjp(m("erfc"), lambda g, ans, x: -g * (_2_SQRT_PI * exp(-(x * x))))
 copysign = defvjp(m("copysign"),

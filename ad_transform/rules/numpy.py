@@ -83,6 +83,10 @@ index_tuple = rt("index_tuple", "idx")  # no derivative: indices are piecewise c
     "prod_vjp", "tile_vjp", "repeat_vjp", "diag_vjp"))
 as_grad = rt("as_grad", "grad")
 log_or_zero = rt("log_or_zero", "log")
+tie_share = rt("tie_share", "share")
+clip_share = rt("clip_share", "share")
+div0 = rt("div0", "ratio")
+pow_grad = rt("pow_grad", "dpow")
 
 def _scatter(g, x, idx):
     """``g`` scattered into zeros shaped like ``x`` (its shape and dtype are known now,
@@ -103,10 +107,16 @@ divide = defvjp(n("divide", "div"), lambda g, ans, a, b: g / b, lambda g, ans, a
 
 
 def _power_base(g, ans, a, b):
+    """``b * a ** (b - 1)``, 0 where ``b == 0`` (also at ``a == 0``: docs/kinks.md)."""
     if isinstance(b, Var):
-        return g * (b * power(a, b - 1))
-    if np.all(np.asarray(b) == 2):
+        return g * pow_grad(a, b)
+    bv = np.asarray(b)
+    if np.all(bv == 0):
+        return None
+    if np.all(bv == 2):
         return (g * 2.0) * a  # folds to one multiply when g is a constant
+    if np.any(bv == 0):
+        return g * pow_grad(a, b)
     return g * (b * power(a, b - 1))
 
 
@@ -123,32 +133,37 @@ cbrt = defvjp(n("cbrt"), lambda g, ans, x: g / (3.0 * ans * ans))
 reciprocal = defvjp(n("reciprocal"), lambda g, ans, x: -g * (ans * ans))
 exp2 = defvjp(n("exp2"), lambda g, ans, x: g * (ans * _LN2))
 log = defvjp(n("log"), lambda g, ans, x: g / x)
-maximum = defvjp(n("maximum"), lambda g, ans, a, b: g * (a >= b), lambda g, ans, a, b: g * (a < b))
-minimum = defvjp(n("minimum"), lambda g, ans, a, b: g * (a <= b), lambda g, ans, a, b: g * (a > b))
-# fmax/fmin ignore a NaN operand: the other one is the result and gets the derivative
-fmax = defvjp(n("fmax"), lambda g, ans, a, b: g * logical_or(a >= b, isnan(b)),
-              lambda g, ans, a, b: g * logical_not(logical_or(a >= b, isnan(b))))
-fmin = defvjp(n("fmin"), lambda g, ans, a, b: g * logical_or(a <= b, isnan(b)),
-              lambda g, ans, a, b: g * logical_not(logical_or(a <= b, isnan(b))))
+# the operand that is the result gets g; at a tie (a == b) each gets g / 2 (docs/kinks.md).
+# fmax/fmin ignore a NaN operand: the other one is the result and gets the derivative.
+_share_a = lambda g, ans, a, b: g * tie_share(ans, a, b)  # noqa: E731
+_share_b = lambda g, ans, a, b: g * tie_share(ans, b, a)  # noqa: E731
+maximum = defvjp(n("maximum"), _share_a, _share_b)
+minimum = defvjp(n("minimum"), _share_a, _share_b)
+fmax = defvjp(n("fmax"), _share_a, _share_b)
+fmin = defvjp(n("fmin"), _share_a, _share_b)
 logical_and = defzero(n("logical_and"))
 where = defvjp(n("where"), None,
                lambda g, ans, c, a, b: where(c, g, 0.0),
                lambda g, ans, c, a, b: where(c, 0.0, g))
-def _clip_x(g, ans, x, lo=None, hi=None, **kw):
-    """Through where ``x`` is inside the bounds (either may be missing, or a keyword)."""
-    lo = lo if lo is not None else kw.get("min", kw.get("a_min"))
-    hi = hi if hi is not None else kw.get("max", kw.get("a_max"))
-    inside = None if lo is None else x >= lo
-    if hi is not None:
-        inside = x <= hi if inside is None else logical_and(inside, x <= hi)
-    return g if inside is None else g * inside
+def _clip_rule(which):
+    """``np.clip(x, lo, hi)`` is ``minimum(maximum(x, lo), hi)``, and so is its derivative:
+    ``g`` goes to whichever of ``x``, ``lo``, ``hi`` is the result; at a bound ``x`` and the
+    bound tie and share it (``_rt.clip_share``; docs/kinks.md).  Either bound may be
+    missing, or given by keyword."""
+    def rule(g, ans, x, lo=None, hi=None, **kw):
+        lo = lo if lo is not None else kw.get("min", kw.get("a_min"))
+        hi = hi if hi is not None else kw.get("max", kw.get("a_max"))
+        if lo is None and hi is None:
+            return g if which == 0 else None
+        return g * clip_share(x, lo, hi, which)
+    return rule
 
 
-clip = defvjp(n("clip"), _clip_x,
-              lambda g, ans, x, lo, hi=None, **kw: g * (x < lo),
-              lambda g, ans, x, lo, hi, **kw: g * (x > hi))
+clip = defvjp(n("clip"), _clip_rule(0), _clip_rule(1), _clip_rule(2))
 where.elementwise = clip.elementwise = True
-hypot = defvjp(n("hypot"), lambda g, ans, a, b: g * a / ans, lambda g, ans, a, b: g * b / ans)
+# 0 at the origin, as abs at 0 (docs/kinks.md)
+hypot = defvjp(n("hypot"), lambda g, ans, a, b: g * div0(a, ans),
+               lambda g, ans, a, b: g * div0(b, ans))
 logaddexp = defvjp(n("logaddexp"),
                    lambda g, ans, a, b: g * exp(a - ans),
                    lambda g, ans, a, b: g * exp(b - ans))

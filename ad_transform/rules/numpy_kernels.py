@@ -65,7 +65,8 @@ def expand_reduced(g, shape, axis=None, keepdims=False):
 
 
 def minmax_vjp(g, ans, x, axis=None, keepdims=False):
-    """Adjoint of max/min: shared equally among the entries that attain it."""
+    """Adjoint of max/min reductions: shared equally among the entries that attain it
+    (ties split evenly, as JAX does; docs/kinks.md)."""
     shape = np.shape(x)
     hit = x == expand_reduced(ans, shape, axis, keepdims)
     count = hit.sum(axis=axis, keepdims=True)

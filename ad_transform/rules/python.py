@@ -84,6 +84,9 @@ def _reduce_minmax(prim, pyfn):
         if not any(_contains_var(i) for i in items) and not _is_user_callable(
                 kwargs.get("key")):
             return pyfn(items, **kwargs) if len(args) == 1 else pyfn(*args, **kwargs)
+        if len(args) == 1 and items and kwargs.get("key") is None and set(kwargs) <= {
+                "key", "default"}:
+            kwargs = {}  # max(items, default=d) of a non-empty list: max(items)
         if kwargs:
             if set(kwargs) - {"key", "default"} or ("default" in kwargs and len(args) > 1):
                 return NotImplemented  # Python's own TypeError
@@ -91,11 +94,10 @@ def _reduce_minmax(prim, pyfn):
                                   kwargs.get("default", lw.NO_DEFAULT), node)
         if not items:
             raise ValueError(f"{pyfn.__name__}() arg is an empty sequence")
-        acc = items[0]
-        lw.b.loc = lw.loc(node)
-        for item in items[1:]:
-            acc = lw.b.apply(prim, (acc, item), None, hint)
-        return acc
+        if len(items) == 1:
+            return items[0]
+        lw.b.loc = lw.loc(node)  # one equation: ties share the derivative (docs/kinks.md)
+        return lw.b.apply(prim, tuple(items), None, hint)
     return intrinsic
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from .. import runtime
 from ..errors import MissingRule
 from ..ir import Var, current_builder
-from .core import call_prim, defprim, defvjp, defvjp_variadic, defzero, value_of
+from .core import call_prim, defprim, defvjp, defvjp_variadic, defzero, refuse, value_of
 
 __all__ = []  # primitives are reached through the registry
 
@@ -45,7 +45,12 @@ mod = defvjp(_binop(operator.mod, "%", "mod"),
              lambda g, ans, a, b: -g * (a // b))
 
 
-pow_grad = call_prim(runtime, "pow_grad", "_rt", hint="dpow", register=False)
+pow_grad = call_prim(runtime, "pow_grad", "_rt", hint="dpow")
+
+
+defvjp(pow_grad,  # of b * a ** (b - 1): in a, b * (b - 1) * a ** (b - 2); in b, a ** (b - 1) * (1 + b log a)
+       lambda g, ans, a, b: g * (b * pow_grad(a, b - 1)),
+       lambda g, ans, a, b: g * (a ** (b - 1) * (1.0 + b * log_or_zero(a))))
 
 
 def _pow_base(g, ans, a, b):
@@ -94,11 +99,13 @@ not_in = defzero(defprim("not_in", lambda a, b: a not in b, ("compare", "not in"
 # -- builtins -------------------------------------------------------------------
 sign = call_prim(runtime, "sign", "_rt")
 abs_ = defvjp(call_prim(builtins, "abs", "abs"), lambda g, ans, x: g * sign(x))
-tie_share = call_prim(runtime, "tie_share", "_rt", hint="share", register=False)
+tie_share = call_prim(runtime, "tie_share", "_rt", hint="share")
 
 
-tie_count = call_prim(runtime, "tie_count", "_rt", hint="ties", register=False)
-tie_part = call_prim(runtime, "tie_part", "_rt", hint="share", register=False)
+# the shares are piecewise constant (a second derivative reads them back)
+defzero(tie_share)
+tie_count = defzero(call_prim(runtime, "tie_count", "_rt", hint="ties"))
+tie_part = defzero(call_prim(runtime, "tie_part", "_rt", hint="share"))
 
 
 def _tie_rule(i, g, ans, *items):

@@ -26,8 +26,12 @@ def rt(name, hint):
 # Where the function is finite but its derivative is not (sqrt at 0, asin at +-1), the
 # derivative is +-inf or nan as IEEE division gives it (``_rt.fdiv``), where Python's own
 # float division raises; at the kinks of hypot (the origin) it is 0, as abs's (docs/kinks.md)
-fdiv = rt("fdiv", "d")
-div0 = rt("div0", "ratio")
+fdiv = call_prim(runtime, "fdiv", "_rt", hint="d")
+div0 = call_prim(runtime, "div0", "_rt", hint="ratio")
+# (rules of these helpers themselves: a second derivative reads them back)
+defvjp(fdiv, lambda g, ans, a, b: fdiv(g, b), lambda g, ans, a, b: -fdiv(g * ans, b))
+defvjp(div0, lambda g, ans, a, b: div0(g, b), lambda g, ans, a, b: -div0(g * ans, b))
+clip_share = defzero(call_prim(runtime, "clip_share", "_rt", hint="share"))
 
 _2_SQRT_PI = 2.0 / math.sqrt(math.pi)
 

@@ -30,24 +30,86 @@ def last_uses(prog: Program) -> dict:
 
 
 def reuse_names(prog: Program, last: dict) -> dict:
-    """Let a value take the name of a dead value of the same family (``x_3`` -> ``x``):
-    returns ``Var -> printed name`` for the values that reuse a name.
+    """The name each value is printed under, where it is not its own: ``Var -> name``.
 
-    The IR stays SSA; only the printed names repeat, the way a loop's
-    variable does in the user's code.  Frames stay small and values are
-    freed as soon as they die, which matters for long unrolled loops.
+    The IR stays SSA; only printed names repeat, the way a variable does in the
+    user's loop, so frames stay small and values are freed as soon as they die.
+    Guarantees: a name is taken only while no live value holds it; a name only
+    ever holds values of one family (:attr:`~ad_transform.ir.Var.family`: the
+    versions of one user variable, the adjoints of one, the results of one kind of
+    operation), so ``d_x`` never holds another variable's adjoint; an output is
+    printed under its family's shortest name (the gradient of ``x`` is returned as
+    ``d_x``);
+    a value takes, in this order, a dead name that last held the same operation
+    of the same source position (an unrolled loop's ``mul`` and ``mul_1`` keep
+    their roles from one iteration to the next), the family's shortest name
+    (``x``, ``d_x``), the name freed last, its own name.
     """
     eqns, names = prog.eqns, {}
-    free: dict = {}
+    members: dict = {}
+    defined: dict = {}
+    for v in prog.inputs:
+        members.setdefault(v.family, []).append(v.name)
+    for i, e in enumerate(eqns):
+        if e.out is not None:
+            members.setdefault(e.out.family, []).append(e.out.name)
+            defined[e.out] = i
+    shortest = {f: min(ns, key=lambda n: (len(n), n)) for f, ns in members.items()}
+    # An output is printed under its family's shortest name (its own, if an input has it);
+    # another value may hold that name only if it dies by the time the output is made.
+    inputs = {v.name for v in prog.inputs}
+    want, reserved = {}, {}
+    for x in output_vars(prog.outputs):
+        if x in defined and x not in want:
+            name = shortest[x.family]
+            want[x] = x.name if name in inputs or name in reserved else name
+            reserved[want[x]] = (x, defined[x])
+    held = {v.name for v in prog.inputs if v in last}  # names of live values
+    free: dict = {}  # family -> names no live value holds, freed last at the end
+    role_of: dict = {}  # name -> the role of the value that held it last
+
+    def allowed(name, v, dies):
+        owner, born = reserved.get(name, (v, dies))
+        return name not in held and (owner is v or born >= dies)
+
     for i, e in enumerate(eqns):
         for x in dict.fromkeys(x for x in e.ins if isinstance(x, Var)):
-            if last[x] == i:
-                free.setdefault(_family(x.name), []).append(names.get(x, x.name))
-        if e.out is not None:
-            pool = free.get(_family(e.out.name))
-            if pool and e.out in last:
-                names[e.out] = pool.pop()
+            if last.get(x) == i:
+                name = names.get(x, x.name)
+                held.discard(name)
+                free.setdefault(x.family, []).append(name)
+        v = e.out
+        if v is None:
+            continue
+        dies = last.get(v, i)
+        pool = free.setdefault(v.family, [])
+        role = _role(e)
+        if v in want:
+            candidates = [want[v], v.name]
+        else:
+            candidates = [n for n in reversed(pool) if role is not None and role_of.get(n) == role]
+            candidates += [shortest[v.family], *reversed(pool), v.name]
+        name = next((n for n in candidates if allowed(n, v, dies)), None)
+        if name is None:  # its own name is held: by a value that took the family's name
+            name = prog.namer.fresh(shortest[v.family])
+        if name in pool:
+            pool.remove(name)
+        if name != v.name:
+            names[v] = name
+        role_of[name] = role
+        if v in last:
+            held.add(name)
+        else:  # never read: its name is free again at once
+            pool.append(name)
     return names
+
+
+def _role(e):
+    """What an equation computes, up to the loop iteration it is in."""
+    loc = e.loc
+    if loc is None:
+        return None
+    return (e.prim, e.phase, loc.file, loc.line, loc.col)
 
 
 def plan_inplace(prog: Program, values: dict, last: dict) -> dict:
@@ -113,8 +175,3 @@ def _ufunc_of(prim):
             and len(prim.form) == 3 and getattr(np, prim.form[2], None) is prim.impl:
         return prim.impl
     return None
-
-
-def _family(name: str) -> str:
-    base, _, digits = name.rpartition("_")
-    return base if base and digits.isdigit() else name

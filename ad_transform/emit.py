@@ -17,7 +17,7 @@ import numpy as np
 
 from . import runtime
 from .ir import Const, Eqn, Program, Var
-from .registers import last_uses, plan_inplace, reuse_names
+from .registers import last_uses, plan_inplace, reuse_names, scatter_printed
 from .rules import numpy_kernels
 
 __all__ = ["emit", "Emitted"]
@@ -244,8 +244,7 @@ class _Emitter:
                 body.append(gast.Expr(value=_load(f"__ad_comment_{len(comments) - 1}__")))
             if e.out is None:
                 body.append(self.guard(e))
-            elif e.prim.impl is runtime.getitem_vjp and isinstance(e.ins[3], Const) \
-                    and all(isinstance(x, Const) for x in e.ins[1:3]):
+            elif scatter_printed(e):
                 body.extend(self.scatter(e, self.names.get(e.out, e.out.name)))
             else:
                 value = self.expr(e) if index not in self.inplace else \

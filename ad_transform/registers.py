@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import runtime
 from .ir import Const, Program, Var, output_vars
 
-__all__ = ["last_uses", "reuse_names", "plan_inplace"]
+__all__ = ["last_uses", "reuse_names", "plan_inplace", "scatter_printed"]
 
 
 def last_uses(prog: Program) -> dict:
@@ -72,12 +73,17 @@ def reuse_names(prog: Program, last: dict) -> dict:
         owner, born = reserved.get(name, (v, dies))
         return name not in held and (owner is v or born >= dies)
 
-    for i, e in enumerate(eqns):
+    def release(e, i):
         for x in dict.fromkeys(x for x in e.ins if isinstance(x, Var)):
             if last.get(x) == i:
                 name = names.get(x, x.name)
                 held.discard(name)
                 free.setdefault(x.family, []).append(name)
+
+    for i, e in enumerate(eqns):
+        after = scatter_printed(e)  # its operands are read after its result is made
+        if not after:
+            release(e, i)
         v = e.out
         if v is None:
             continue
@@ -101,7 +107,15 @@ def reuse_names(prog: Program, last: dict) -> dict:
             held.add(name)
         else:  # never read: its name is free again at once
             pool.append(name)
+        if after:
+            release(e, i)
     return names
+
+
+def scatter_printed(e) -> bool:
+    """``_rt.getitem_vjp(g, shape, dtype, idx)`` is printed as the NumPy it runs (a new
+    buffer of zeros, then ``buf[idx] = g``): where its shape, dtype and index are constants."""
+    return e.prim.impl is runtime.getitem_vjp and all(isinstance(x, Const) for x in e.ins[1:])
 
 
 def _role(e):

@@ -129,11 +129,13 @@ class _Unparser(astunparse.Unparser):
     def _Subscript(self, t):
         self._operand(t.value, _ATOM)
         self.write("[")
-        if isinstance(t.slice, ast.Tuple) and len(t.slice.elts) > 1:
-            for i, e in enumerate(t.slice.elts):  # x[i, j], not x[(i, j)]
+        if isinstance(t.slice, ast.Tuple) and t.slice.elts:
+            for i, e in enumerate(t.slice.elts):  # x[i, j] and x[1:2,], not x[(i, j)]
                 if i:
                     self.write(", ")
                 self.dispatch(e)
+            if len(t.slice.elts) == 1:
+                self.write(",")
         else:
             self.dispatch(t.slice)
         self.write("]")

@@ -17,8 +17,7 @@ import numpy as np
 
 from . import runtime
 from .ir import Const, Eqn, Program, Var
-from .registers import last_uses, plan_inplace, reuse_names, scatter_printed
-from .rules import numpy_kernels
+from .registers import last_uses, plan_inplace, reuse_names, scatter_printed, writes_into
 
 __all__ = ["emit", "Emitted"]
 
@@ -112,13 +111,9 @@ class _Emitter:
         g, shape, dtype, idx = e.ins
         zeros = gast.Call(func=self.ref("np", np, ("zeros",)), keywords=[],
                           args=[self.atom(shape), self.atom(dtype)])
-        first = gast.Assign(targets=[_store(name)], value=zeros, type_comment=None)
-        if numpy_kernels._basic(idx.value):  # out[idx] = g
-            target = gast.Subscript(value=_load(name), slice=self.index(idx), ctx=gast.Store())
-            return [first, gast.Assign(targets=[target], value=self.atom(g), type_comment=None)]
-        add_at = gast.Call(func=self.ref("np", np, ("add", "at")), keywords=[],
-                           args=[_load(name), self.atom(idx), self.atom(g)])
-        return [first, gast.Expr(value=add_at)]  # where indices repeat, they add
+        target = gast.Subscript(value=_load(name), slice=self.index(idx), ctx=gast.Store())
+        return [gast.Assign(targets=[_store(name)], value=zeros, type_comment=None),
+                gast.Assign(targets=[target], value=self.atom(g), type_comment=None)]
 
     def keywords(self, e: Eqn) -> list:
         return [gast.keyword(arg=k, value=self.const(v)) for k, v in e.params]
@@ -246,6 +241,11 @@ class _Emitter:
                 body.append(self.guard(e))
             elif scatter_printed(e):
                 body.extend(self.scatter(e, self.names.get(e.out, e.out.name)))
+            elif writes_into(e) and self.atom(e.ins[0]).id == self.names.get(e.out, e.out.name):
+                buf, idx, g = e.ins  # _rt.add_at(buf, idx, g), into buf: buf[idx] += g
+                target = gast.Subscript(value=self.atom(buf), slice=self.index(idx),
+                                        ctx=gast.Store())
+                body.append(gast.AugAssign(target=target, op=gast.Add(), value=self.atom(g)))
             else:
                 value = self.expr(e) if index not in self.inplace else \
                     self.inplace_expr(e, *self.inplace[index])

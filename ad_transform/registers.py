@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import runtime
+from .rules import numpy_kernels
 from .ir import Const, Program, Var, output_vars
 
-__all__ = ["last_uses", "reuse_names", "plan_inplace", "scatter_printed"]
+__all__ = ["last_uses", "reuse_names", "plan_inplace", "scatter_printed", "writes_into"]
 
 
 def last_uses(prog: Program) -> dict:
@@ -66,7 +67,8 @@ def reuse_names(prog: Program, last: dict) -> dict:
             want[x] = x.name if name in inputs or name in reserved else name
             reserved[want[x]] = (x, defined[x])
     held = {v.name for v in prog.inputs if v in last}  # names of live values
-    free: dict = {}  # family -> names no live value holds, freed last at the end
+    free: dict = {}  # family -> {name: None} no live value holds, in the order freed
+    by_role: dict = {}  # (family, role) -> names freed by a value of that role
     role_of: dict = {}  # name -> the role of the value that held it last
 
     def allowed(name, v, dies):
@@ -78,7 +80,22 @@ def reuse_names(prog: Program, last: dict) -> dict:
             if last.get(x) == i:
                 name = names.get(x, x.name)
                 held.discard(name)
-                free.setdefault(x.family, []).append(name)
+                free.setdefault(x.family, {})[name] = None
+                by_role.setdefault((x.family, role_of.get(name)), []).append(name)
+
+    def candidates(e, v, pool, role):
+        if v in want:
+            yield want[v]
+        elif writes_into(e):  # printed as buf[idx] += g: the result is its buffer
+            yield names.get(e.ins[0], e.ins[0].name)
+        else:
+            same = by_role.get((v.family, role), ())
+            while same and same[-1] not in pool:
+                same.pop()  # taken since by another role
+            yield from (n for n in reversed(same) if n in pool)
+            yield shortest[v.family]
+            yield from reversed(pool)
+        yield v.name
 
     for i, e in enumerate(eqns):
         after = scatter_printed(e)  # its operands are read after its result is made
@@ -88,25 +105,20 @@ def reuse_names(prog: Program, last: dict) -> dict:
         if v is None:
             continue
         dies = last.get(v, i)
-        pool = free.setdefault(v.family, [])
+        pool = free.setdefault(v.family, {})
         role = _role(e)
-        if v in want:
-            candidates = [want[v], v.name]
-        else:
-            candidates = [n for n in reversed(pool) if role is not None and role_of.get(n) == role]
-            candidates += [shortest[v.family], *reversed(pool), v.name]
-        name = next((n for n in candidates if allowed(n, v, dies)), None)
+        name = next((n for n in candidates(e, v, pool, role) if allowed(n, v, dies)), None)
         if name is None:  # its own name is held: by a value that took the family's name
             name = prog.namer.fresh(shortest[v.family])
-        if name in pool:
-            pool.remove(name)
+        pool.pop(name, None)
         if name != v.name:
             names[v] = name
         role_of[name] = role
         if v in last:
             held.add(name)
         else:  # never read: its name is free again at once
-            pool.append(name)
+            pool[name] = None
+            by_role.setdefault((v.family, role), []).append(name)
         if after:
             release(e, i)
     return names
@@ -114,8 +126,16 @@ def reuse_names(prog: Program, last: dict) -> dict:
 
 def scatter_printed(e) -> bool:
     """``_rt.getitem_vjp(g, shape, dtype, idx)`` is printed as the NumPy it runs (a new
-    buffer of zeros, then ``buf[idx] = g``): where its shape, dtype and index are constants."""
-    return e.prim.impl is runtime.getitem_vjp and all(isinstance(x, Const) for x in e.ins[1:])
+    buffer of zeros, then ``buf[idx] = g``): where its shape, dtype and index are constants
+    and the index is basic (ints and slices: no index repeats)."""
+    return (e.prim.impl is runtime.getitem_vjp and all(isinstance(x, Const) for x in e.ins[1:])
+            and numpy_kernels._basic(e.ins[3].value))
+
+
+def writes_into(e) -> bool:
+    """``_rt.add_at(buf, idx, g)``: adds ``g`` into the adjoint buffer ``buf`` (which no
+    other value shares, see ``reverse._accumulate``) and returns it."""
+    return e.prim.impl is runtime.add_at and isinstance(e.ins[0], Var)
 
 
 def _role(e):

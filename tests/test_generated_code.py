@@ -139,8 +139,9 @@ def sliced(x):
 def test_index_adjoints_read_as_numpy():
     x = np.linspace(0.3, 1.2, 4)
     src = gradient(sliced).source(x)
-    assert "_rt.getitem_vjp" not in src
-    assert "[1:] = d_item\n" in src and "np.zeros((4,), 'float64')" in src
+    assert "_rt." not in src.split("_rt.signatures(x))")[-1]  # after the guard: NumPy only
+    assert "    d_x = np.zeros((4,), 'float64')\n    d_x[2] = d_item_2\n" in src
+    assert "    d_x[0] += d_item_1\n" in src and "    d_x[1:] += d_item\n" in src
     check_gradient(sliced, x)
     check_vjp(lambda v: v[1:] * v[1:], x, rng=np.random.default_rng(0))
 
@@ -153,5 +154,5 @@ def test_index_adjoint_with_repeated_indices_adds():
     x = np.linspace(0.3, 1.2, 4)
     idx = np.array([0, 2, 2])
     g = gradient(lambda x: picked(x, idx))
-    assert "np.add.at(" in g.source(x) or "_rt.getitem_vjp" in g.source(x)
+    assert "_rt.getitem_vjp(" in g.source(x)  # x[idx] += g would count index 2 once
     check_gradient(lambda x: picked(x, idx), x)

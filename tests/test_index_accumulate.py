@@ -24,7 +24,7 @@ def test_rosenbrock_loop_accumulates_in_place():
     x = np.random.default_rng(0).uniform(0.5, 1.5, 12)
     g = check_gradient(rosen, x)
     src = gradient(rosen).source(x)
-    assert src.count("_rt.getitem_vjp(") == 1 and "_rt.add_at(d_x, " in src
+    assert src.count("np.zeros(") == 1 and src.count("d_x[") == src.count("] += ") + 1 > 2
     assert " + g_" not in src
     ag = pytest.importorskip("autograd")
     assert np.allclose(g, ag.grad(rosen)(x), rtol=1e-12, atol=1e-12)

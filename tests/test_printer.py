@@ -61,6 +61,6 @@ def test_parentheses_only_where_the_grammar_needs_them():
                  "(a ** b) ** c", "-0.2 / item", "(a + b).sum()", "-a.b", "(a < b) < c",
                  "a < b < c", "not a or b", "not (a or b)", "a and (b or c)",
                  "type(x1) is not float or type(x2) is not float", "(a if b else c) + 1",
-                 "x[1:] + y[i, j]", "a or b if c else d", "(a if b else c) if d else e"]:
+                 "x[1:] + y[i, j]", "x[1:2,]", "x[i,]", "x[()]", "x[1:, ::2]", "a or b if c else d", "(a if b else c) if d else e"]:
         tree = ast.Module(body=[ast.Expr(value=_parse(text))], type_ignores=[])
         assert _text(tree) == text

@@ -41,7 +41,8 @@ class Loc:
         if not self.trip:
             return where
         parts = [f"iteration {i} of {run.count}" if i <= run.count else
-                 f"after iteration {run.count} of {run.count}" for run, i in reversed(self.trip)]
+                 f"exit test after {run.count} iteration{'s' * (run.count != 1)}"
+                 for run, i in reversed(self.trip)]
         return f"{where} ({' in '.join(parts)})"
 
     def in_trip(self, trip: tuple) -> "Loc":

@@ -156,3 +156,35 @@ def test_index_adjoint_with_repeated_indices_adds():
     g = gradient(lambda x: picked(x, idx))
     assert "_rt.getitem_vjp(" in g.source(x)  # x[idx] += g would count index 2 once
     check_gradient(lambda x: picked(x, idx), x)
+
+
+def grow(x):
+    y = x
+    while y < 2.0:
+        y = y * 1.5 + x
+    return y
+
+
+def test_while_iterations_and_the_exit_test_are_marked():
+    test = _line(grow, 2)
+    src = gradient(grow).source(0.5)
+    assert f"# {BASE}:{test} (iteration 2 of 2): while y < 2.0:" in src
+    assert f"# {BASE}:{test} (exit test after 2 iterations): while y < 2.0:" in src
+    assert f"# {BASE}:{test} (exit test after 0 iterations)" in gradient(grow).source(5.0)
+    check_gradient(grow, 0.5)
+    check_gradient(grow, 5.0)
+
+
+def nested(x):
+    for i in range(2):
+        for j in range(3):
+            x = x * 0.5 + math.sin(x)
+    return x
+
+
+def test_nested_iterations_are_marked_inner_first():
+    body = _line(nested, 3)
+    src = gradient(nested).source(0.3)
+    assert f"# adjoint of {BASE}:{body} (iteration 3 of 3 in iteration 1 of 2): " in src
+    assert src.count(f"# {BASE}:{body} (iteration") == 6
+    check_gradient(nested, 0.3)

@@ -79,7 +79,7 @@ class _Emitter:
             if v < 0 or (v == 0 and math.copysign(1.0, v) < 0):
                 return gast.UnaryOp(op=gast.USub(), operand=_const(-v))
             return _const(v)
-        if type(v) is tuple and all(_visible(i) for i in v):
+        if type(v) is tuple:  # (1, slice(None, 2, None)): each item as it is printed
             return gast.Tuple(elts=[self.const(i) for i in v], ctx=gast.Load())
         if v is Ellipsis:
             return _const(...)

@@ -39,7 +39,11 @@ def _expr(rng, depth):
         return ast.IfExp(test=sub(), body=sub(), orelse=sub())
     if kind == 7:
         return ast.Attribute(value=sub(), attr="real", ctx=ast.Load())
-    return ast.Call(func=ast.Subscript(value=sub(), slice=sub(), ctx=ast.Load()),
+    index = rng.choice([sub(), ast.Tuple(elts=[ast.Slice(lower=sub(), upper=None, step=None)],
+                                         ctx=ast.Load()),
+                        ast.Tuple(elts=[sub(), ast.Slice(lower=None, upper=sub(), step=sub())],
+                                  ctx=ast.Load())])
+    return ast.Call(func=ast.Subscript(value=sub(), slice=index, ctx=ast.Load()),
                     args=[sub()], keywords=[])
 
 

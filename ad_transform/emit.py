@@ -1,11 +1,14 @@
 """Programs -> a gast ``FunctionDef``.  The only module that builds AST.
 
 Guarantees of :func:`emit`: one statement per equation, in program order (so
-primal first, then adjoints in reverse), a marker before each block of
-equations that come from one source line (``to_source`` turns markers into
-comments), a guard becomes ``if <check>: raise PathMiss(i, observed)``, and
-every object the code refers to is bound in the returned namespace under a
-name that no local variable uses.
+primal first, then adjoints in reverse; a scatter printed as NumPy is two: its
+new buffer, then the write), a marker before each block of equations that
+come from one source line in one loop iteration (``to_source`` turns markers
+into comments), a guard becomes ``if <check>: raise PathMiss(i, observed)``
+(a value guard leaves out the type check a type guard made before it),
+constants are printed where Python can spell them, and every other object the
+code refers to is bound in the returned namespace under a name that no local
+variable uses and that says what it is.
 """
 from __future__ import annotations
 

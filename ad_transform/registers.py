@@ -3,8 +3,9 @@ under, and which elementwise NumPy operations write into an operand's buffer.
 
 Both are decided on the program and the lowering's concrete values before any AST is
 built (:mod:`ad_transform.emit` prints what they decide).  Guarantees: the program
-stays SSA (only printed names repeat, never while the earlier value is live); a value
-is written into only where it is read nowhere later, was made by this code, shares
+stays SSA (only printed names repeat, never while the earlier value is live, and a
+name only ever holds values of one family: see :func:`reuse_names`); a value is
+written into only where it is read nowhere later, was made by this code, shares
 memory with no other value and has the result's shape and dtype.
 """
 from __future__ import annotations

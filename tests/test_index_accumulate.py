@@ -1,5 +1,5 @@
 """Reads of an array's elements and slices accumulate their adjoints in place, into one
-buffer per gradient (``d_x = _rt.add_at(d_x, i, g)``), and stay exact: buffers handed on
+buffer per gradient (``_rt.add_at(d_x, i, g)``, printed ``d_x[i] += g``), and stay exact: buffers handed on
 to other adjoints are never written into, repeated and computed indices add up, dtypes
 are those of the full-size sum.
 

@@ -1,7 +1,7 @@
 """Reads of an array's elements and slices accumulate their adjoints in place, into one
-buffer per gradient (``_rt.add_at(d_x, i, g)``, printed ``d_x[i] += g``), and stay exact: buffers handed on
-to other adjoints are never written into, repeated and computed indices add up, dtypes
-are those of the full-size sum.
+buffer per gradient (``_rt.add_at(d_x, i, g)``, printed ``d_x[i] += g``), and stay
+exact: buffers handed on to other adjoints are never written into, repeated and
+computed indices add up, dtypes are those of the full-size sum.
 
 Every gradient is compared with central finite differences, and against autograd where
 the function can be written for it; array gradients also pass a dot-product check.

@@ -168,7 +168,8 @@ class _Emitter:
                     type(expect) is float and expect == expect and expect != 0.0):
                 test = gast.Compare(left=self.atom(e.ins[0]), ops=[gast.NotEq()],
                                     comparators=[self.const(expect)])
-                if self.typed.get(e.ins[0]) is not type(expect):  # not checked already
+                x = e.ins[0]
+                if not isinstance(x, Var) or self.typed.get(x) is not type(expect):  # unchecked
                     type_ = _load(self.bind(builtins.type, "type"))
                     test = gast.BoolOp(op=gast.Or(), values=[
                         gast.Compare(left=gast.Call(func=type_, args=[self.atom(e.ins[0])],

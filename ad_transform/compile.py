@@ -24,30 +24,121 @@ from .emit import Emitted
 __all__ = ["to_source", "compile_function", "source_lines"]
 
 _MARKER = re.compile(r"^(\s*)__ad_comment_(\d+)__\s*$", re.M)
-_ASSIGN = re.compile(r"^(\s*[\w.]+ = )\((.*)\)$", re.M)
 _serial = itertools.count(1)
 
 
+# Binding strength of Python's expression grammar, weakest first.
+_TEST, _OR, _AND, _NOT, _CMP, _BOR, _BXOR, _BAND, _SHIFT, _ARITH, _TERM, _FACTOR, _POWER, \
+    _ATOM = range(1, 15)
+_BINOP_PREC = {ast.BitOr: _BOR, ast.BitXor: _BXOR, ast.BitAnd: _BAND, ast.LShift: _SHIFT,
+               ast.RShift: _SHIFT, ast.Add: _ARITH, ast.Sub: _ARITH, ast.Mult: _TERM,
+               ast.MatMult: _TERM, ast.Div: _TERM, ast.FloorDiv: _TERM, ast.Mod: _TERM,
+               ast.Pow: _POWER}
+
+
+def _precedence(node) -> int:
+    """How strongly ``node`` binds as an operand (:data:`_ATOM` for names, calls...)."""
+    if isinstance(node, ast.BinOp):
+        return _BINOP_PREC[type(node.op)]
+    if isinstance(node, ast.UnaryOp):
+        return _NOT if isinstance(node.op, ast.Not) else _FACTOR
+    if isinstance(node, ast.Compare):
+        return _CMP
+    if isinstance(node, ast.BoolOp):
+        return _AND if isinstance(node.op, ast.And) else _OR
+    if isinstance(node, ast.IfExp):
+        return _TEST
+    if isinstance(node, (ast.Lambda, ast.NamedExpr)):
+        return _TEST - 1
+    return _ATOM
+
+
 class _Unparser(astunparse.Unparser):
-    """astunparse, minus its one use of ``Constant.n`` (removed in Python 3.14)."""
+    """astunparse with parentheses only where the grammar needs them.
+
+    astunparse encloses every operator expression in parentheses; here an operand
+    is enclosed only when it binds less strongly than its position requires
+    (``a - (b - c)``, ``(-1) ** n``, ``(a + b).sum()``), so the text reads like
+    hand-written Python and parses back to the same tree.  It also avoids
+    astunparse's one use of ``Constant.n`` (removed in Python 3.14).
+    """
+
+    def _operand(self, node, weakest: int) -> None:
+        """Write ``node``, in parentheses if it binds less strongly than ``weakest``."""
+        wrap = _precedence(node) < weakest
+        if wrap:
+            self.write("(")
+        self.dispatch(node)
+        if wrap:
+            self.write(")")
+
+    def _BinOp(self, t):
+        prec = _BINOP_PREC[type(t.op)]
+        if prec == _POWER:  # right-associative, and its right side may be -x
+            left, right = _POWER + 1, _FACTOR
+        else:  # left-associative: a - b - c is (a - b) - c
+            left, right = prec, prec + 1
+        self._operand(t.left, left)
+        self.write(" " + self.binop[t.op.__class__.__name__] + " ")
+        self._operand(t.right, right)
+
+    def _UnaryOp(self, t):
+        if isinstance(t.op, ast.Not):
+            self.write("not ")
+            self._operand(t.operand, _NOT)
+        else:
+            self.write(self.unop[t.op.__class__.__name__])
+            self._operand(t.operand, _FACTOR)
+
+    def _Compare(self, t):  # a < b < c is a chain: each operand binds more strongly
+        self._operand(t.left, _CMP + 1)
+        for o, e in zip(t.ops, t.comparators):
+            self.write(" " + self.cmpops[o.__class__.__name__] + " ")
+            self._operand(e, _CMP + 1)
+
+    def _BoolOp(self, t):
+        weakest = _precedence(t) + 1
+        for i, v in enumerate(t.values):
+            if i:
+                self.write(" %s " % self.boolops[t.op.__class__])
+            self._operand(v, weakest)
+
+    def _IfExp(self, t):
+        self._operand(t.body, _OR)
+        self.write(" if ")
+        self._operand(t.test, _OR)
+        self.write(" else ")
+        self._operand(t.orelse, _TEST)
 
     def _Attribute(self, t):
-        self.dispatch(t.value)
+        self._operand(t.value, _ATOM)
         if isinstance(t.value, ast.Constant) and isinstance(t.value.value, int):
             self.write(" ")  # 3 .real, not the syntax error 3.real
         self.write(".")
         self.write(t.attr)
 
+    def _Call(self, t):
+        self._operand(t.func, _ATOM)
+        self.write("(")
+        for i, e in enumerate(list(t.args) + list(t.keywords)):
+            if i:
+                self.write(", ")
+            self.dispatch(e)
+        self.write(")")
 
-def _unwrap(m) -> str:
-    """``x = (a + b)`` -> ``x = a + b`` when the parentheses enclose the whole right side."""
-    inner, depth = m.group(2), 0
-    for ch in inner:
-        depth += ch == "("
-        depth -= ch == ")"
-        if depth < 0:
-            return m.group(0)
-    return m.group(1) + inner
+    def _Subscript(self, t):
+        self._operand(t.value, _ATOM)
+        self.write("[")
+        if isinstance(t.slice, ast.Tuple) and t.slice.elts:
+            for i, e in enumerate(t.slice.elts):  # x[i, j] and x[1:2,], not x[(i, j)]
+                if i:
+                    self.write(", ")
+                self.dispatch(e)
+            if len(t.slice.elts) == 1:
+                self.write(",")
+        else:
+            self.dispatch(t.slice)
+        self.write("]")
 
 
 def _to_ast(node):
@@ -79,7 +170,6 @@ def to_source(emitted: Emitted) -> str:
     out = io.StringIO()
     _Unparser(_to_ast(module), file=out)
     text = out.getvalue().strip("\n") + "\n"
-    text = _ASSIGN.sub(_unwrap, text)
     return _MARKER.sub(lambda m: f"{m.group(1)}# {emitted.comments[int(m.group(2))]}", text)
 
 

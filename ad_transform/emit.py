@@ -1,11 +1,14 @@
 """Programs -> a gast ``FunctionDef``.  The only module that builds AST.
 
 Guarantees of :func:`emit`: one statement per equation, in program order (so
-primal first, then adjoints in reverse), a marker before each block of
-equations that come from one source line (``to_source`` turns markers into
-comments), a guard becomes ``if <check>: raise PathMiss(i, observed)``, and
-every object the code refers to is bound in the returned namespace under a
-name that no local variable uses.
+primal first, then adjoints in reverse; a scatter printed as NumPy is two: its
+new buffer, then the write), a marker before each block of equations that
+come from one source line in one loop iteration (``to_source`` turns markers
+into comments), a guard becomes ``if <check>: raise PathMiss(i, observed)``
+(a value guard leaves out the type check a type guard made before it),
+constants are printed where Python can spell them, and every other object the
+code refers to is bound in the returned namespace under a name that no local
+variable uses and that says what it is.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import numpy as np
 
 from . import runtime
 from .ir import Const, Eqn, Program, Var
-from .registers import last_uses, plan_inplace, reuse_names
+from .registers import last_uses, plan_inplace, reuse_names, scatter_printed, writes_into
 
 __all__ = ["emit", "Emitted"]
 
@@ -54,6 +57,7 @@ class _Emitter:
         self.names: dict = {}  # Var -> printed name, where it reuses a dead value's name
         self.inplace: dict = {}  # equation index -> (ufunc, operand it writes into)
         self.last: dict = {}
+        self.typed: dict = {}  # Var -> its exact type, checked by a type guard emitted before
 
     def bind(self, obj, hint: str) -> str:
         """A global name for ``obj`` in the generated code's namespace."""
@@ -78,8 +82,16 @@ class _Emitter:
             if v < 0 or (v == 0 and math.copysign(1.0, v) < 0):
                 return gast.UnaryOp(op=gast.USub(), operand=_const(-v))
             return _const(v)
-        if type(v) is tuple and all(type(i) in (bool, int, str, float, type(None)) for i in v):
+        if type(v) is tuple:  # (1, slice(None, 2, None)): each item as it is printed
             return gast.Tuple(elts=[self.const(i) for i in v], ctx=gast.Load())
+        if v is Ellipsis:
+            return _const(...)
+        if type(v) is slice and all(_visible(p) for p in (v.start, v.stop, v.step)):
+            return gast.Call(func=_load(self.bind(slice, "slice")), keywords=[],
+                             args=[self.const(p) for p in (v.start, v.stop, v.step)])
+        if _visible_scalar(v):  # np.float64(2.5): what it is, where it is used
+            return gast.Call(func=self.ref("np", np, (type(v).__name__,)),
+                             args=[self.const(v.item())], keywords=[])
         return _load(self.bind(v, _hint_for(v)))
 
     def ref(self, root_name: str, root_obj, attrs):
@@ -90,9 +102,21 @@ class _Emitter:
 
     def index(self, x):
         v = x.value if isinstance(x, Const) else None
+        if type(v) is tuple and v and all(type(i) is slice or _visible(i) for i in v):
+            return gast.Tuple(elts=[self.index(Const(i)) for i in v], ctx=gast.Load())
         if isinstance(v, slice) and all(p is None or type(p) is int for p in (v.start, v.stop, v.step)):
-            return gast.Slice(*(None if p is None else _const(p) for p in (v.start, v.stop, v.step)))
+            return gast.Slice(*(None if p is None else self.const(p) for p in (v.start, v.stop, v.step)))
         return self.atom(x)
+
+    def scatter(self, e: Eqn, name: str) -> list:
+        """``_rt.getitem_vjp(g, shape, dtype, idx)`` (``g`` into zeros, at ``idx``) as the
+        NumPy it runs, where the index is known: the buffer is new, so writing is safe."""
+        g, shape, dtype, idx = e.ins
+        zeros = gast.Call(func=self.ref("np", np, ("zeros",)), keywords=[],
+                          args=[self.atom(shape), self.atom(dtype)])
+        target = gast.Subscript(value=_load(name), slice=self.index(idx), ctx=gast.Store())
+        return [gast.Assign(targets=[_store(name)], value=zeros, type_comment=None),
+                gast.Assign(targets=[target], value=self.atom(g), type_comment=None)]
 
     def keywords(self, e: Eqn) -> list:
         return [gast.keyword(arg=k, value=self.const(v)) for k, v in e.params]
@@ -142,13 +166,16 @@ class _Emitter:
         elif kind == "eq":  # what runtime.same checks: types too (1, 1.0 and True differ)
             if type(expect) in (int, str, bytes) or (
                     type(expect) is float and expect == expect and expect != 0.0):
-                type_ = _load(self.bind(builtins.type, "type"))
-                test = gast.BoolOp(op=gast.Or(), values=[
-                    gast.Compare(left=gast.Call(func=type_, args=[self.atom(e.ins[0])],
-                                                keywords=[]),
-                                 ops=[gast.IsNot()], comparators=[self.const(type(expect))]),
-                    gast.Compare(left=self.atom(e.ins[0]), ops=[gast.NotEq()],
-                                 comparators=[self.const(expect)])])
+                test = gast.Compare(left=self.atom(e.ins[0]), ops=[gast.NotEq()],
+                                    comparators=[self.const(expect)])
+                x = e.ins[0]
+                if not isinstance(x, Var) or self.typed.get(x) is not type(expect):  # unchecked
+                    type_ = _load(self.bind(builtins.type, "type"))
+                    test = gast.BoolOp(op=gast.Or(), values=[
+                        gast.Compare(left=gast.Call(func=type_, args=[self.atom(e.ins[0])],
+                                                    keywords=[]),
+                                     ops=[gast.IsNot()], comparators=[self.const(type(expect))]),
+                        test])
             elif type(expect) in (bool, type(None)):
                 test = gast.Compare(left=self.atom(e.ins[0]), ops=[gast.IsNot()],
                                     comparators=[self.const(expect)])
@@ -163,6 +190,8 @@ class _Emitter:
             observed = self.atom(e.ins[0])
         elif kind == "types":
             checks = [c for x, sig in zip(e.ins, expect) for c in self.signature_checks(x, sig)]
+            self.typed.update((x, sig) for x, sig in zip(e.ins, expect)
+                              if isinstance(x, Var) and isinstance(sig, type))
             test = checks[0] if len(checks) == 1 else gast.BoolOp(op=gast.Or(), values=checks)
             observed = gast.Call(func=self.ref("_rt", runtime, ("signatures",)),
                                  args=[self.atom(x) for x in e.ins], keywords=[])
@@ -206,15 +235,21 @@ class _Emitter:
         body, comments = [], []
         block = None
         for index, e in enumerate(self.prog.eqns):
-            key = (e.phase, e.loc.file, e.loc.line) if e.loc else (e.phase, None, None)
+            key = (e.phase, e.loc.file, e.loc.line, e.loc.trip) if e.loc else (e.phase, None)
             if key != block and e.loc is not None:
                 block = key
-                where = f"{e.loc.file.rsplit('/', 1)[-1]}:{e.loc.line}"
                 label = "adjoint of " if e.phase == "adjoint" else ""
-                comments.append(f"{label}{where}: {e.loc.text.strip()}")
+                comments.append(f"{label}{e.loc.place()}: {e.loc.text.strip()}")
                 body.append(gast.Expr(value=_load(f"__ad_comment_{len(comments) - 1}__")))
             if e.out is None:
                 body.append(self.guard(e))
+            elif scatter_printed(e):
+                body.extend(self.scatter(e, self.names.get(e.out, e.out.name)))
+            elif writes_into(e) and self.atom(e.ins[0]).id == self.names.get(e.out, e.out.name):
+                buf, idx, g = e.ins  # _rt.add_at(buf, idx, g), into buf: buf[idx] += g
+                target = gast.Subscript(value=self.atom(buf), slice=self.index(idx),
+                                        ctx=gast.Store())
+                body.append(gast.AugAssign(target=target, op=gast.Add(), value=self.atom(g)))
             else:
                 value = self.expr(e) if index not in self.inplace else \
                     self.inplace_expr(e, *self.inplace[index])
@@ -231,11 +266,25 @@ class _Emitter:
                                 type_comment=None, type_params=[])
         return Emitted(fdef, self.namespace, comments)
 
+def _visible(v) -> bool:
+    """``v`` is printed as a literal (``2.5``, ``-1``, ``None``), not bound by name."""
+    return type(v) in (bool, int, str, type(None)) or (type(v) is float and math.isfinite(v))
+
+
+def _visible_scalar(v) -> bool:
+    """A NumPy scalar printed as ``np.float64(2.5)``: the type's name in NumPy is the type."""
+    return (isinstance(v, np.generic) and getattr(np, type(v).__name__, None) is type(v)
+            and _visible(v.item()) and type(v)(v.item()) == v)
+
+
 def _hint_for(obj) -> str:
+    """The name a constant is bound under: what it is (``inf``, ``zeros``, ``array``)."""
     if isinstance(obj, float):  # also np.float64, bound by name whatever its value
         if math.isfinite(obj):
-            return "_k"
+            return type(obj).__name__
         return "inf" if obj == math.inf else "neg_inf" if obj == -math.inf else "nan"
+    if isinstance(obj, np.ndarray):
+        return "zeros" if not obj.any() else "ones" if (obj == 1).all() else "array"
     if isinstance(obj, dict):
         return "_globals"
     if type(obj).__name__ == "cell":
@@ -243,7 +292,8 @@ def _hint_for(obj) -> str:
     name = getattr(obj, "__name__", None)
     if isinstance(name, str) and name.isidentifier():
         return name.rsplit(".", 1)[-1]
-    return "_k"
+    kind = type(obj).__name__.lower()
+    return kind if kind.isidentifier() else "constant"
 
 def emit(prog: Program, values: dict, name: str, inplace: bool = True) -> Emitted:
     """Build the generated function for ``prog``, named ``name``; ``values`` are the

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "Loc",
+    "LoopRun",
     "ADError",
     "UnsupportedSyntax",
     "MissingRule",
@@ -28,9 +29,25 @@ class Loc:
     line: int
     col: int
     text: str = ""  # the whole source line, without its newline
+    # the unrolled loop iterations this position is in, outermost first: (run, index) pairs
+    trip: tuple = ()
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"
+
+    def place(self) -> str:
+        """``loopy.py:7``, with the loop iteration it is in: ``loopy.py:7 (iteration 2 of 3)``."""
+        where = f"{self.file.rsplit('/', 1)[-1]}:{self.line}"
+        if not self.trip:
+            return where
+        parts = [f"iteration {i} of {run.count}" if i <= run.count else
+                 f"exit test after {run.count} iteration{'s' * (run.count != 1)}"
+                 for run, i in reversed(self.trip)]
+        return f"{where} ({' in '.join(parts)})"
+
+    def in_trip(self, trip: tuple) -> "Loc":
+        """This position inside the loop iterations ``trip`` (the text is shared)."""
+        return Loc(self.file, self.line, self.col, self.text, trip)
 
     def excerpt(self) -> str:
         if not self.text:
@@ -38,6 +55,16 @@ class Loc:
         stripped = self.text.lstrip()
         caret = " " * max(self.col - (len(self.text) - len(stripped)), 0)
         return f"\n    {stripped}\n    {caret}^"
+
+
+class LoopRun:
+    """One run of a loop being unrolled; ``count`` is its number of iterations so far,
+    the total once it has ended (a while loop's last test comes after them)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self):
+        self.count = 0
 
 
 class ADError(Exception):

@@ -26,7 +26,7 @@ import numpy as np
 from .errors import Loc, PathTooLong
 
 __all__ = [
-    "Var", "Const", "Eqn", "Program", "Primitive", "Namer", "Builder",
+    "Var", "Const", "Eqn", "Program", "Primitive", "Namer", "Builder", "Hint",
     "format_program", "verify", "evaluate", "current_builder", "value_kind",
 ]
 
@@ -47,11 +47,14 @@ class Var:
     ``lambda g, ans, x: g * cos(x)``.
     """
 
-    __slots__ = ("name", "kind")
+    __slots__ = ("name", "kind", "family")
 
-    def __init__(self, name: str, kind: str = "?"):
+    def __init__(self, name: str, kind: str = "?", family=None):
         self.name = name
         self.kind = kind
+        # which values the printed code may store under one name (registers.reuse_names):
+        # the versions of one user variable (x, x_1, ...), or the adjoints of one
+        self.family = name if family is None else family
 
     def __repr__(self) -> str:
         return self.name
@@ -71,6 +74,16 @@ class Const:
 
 
 Atom = Any  # Var | Const
+
+
+class Hint(str):
+    """A name hint (``d_x_1``) that also gives the family of the variable it names, where
+    that is not the hint itself: the adjoints of ``x``, ``x_1``... are one family."""
+
+    def __new__(cls, text: str, family):
+        self = super().__new__(cls, text)
+        self.family = family
+        return self
 
 
 @dataclass(eq=False)
@@ -185,6 +198,7 @@ class Namer:
         hint = hint or "t"
         avoid = keyword.iskeyword(hint) if global_name else hint in _AVOID
         if hint not in self.used and not avoid:
+            hint = str(hint)  # not a Hint
             self.used.add(hint)
             return hint
         n = self.counters.get(hint, 0)
@@ -245,8 +259,9 @@ class Builder:
             return x.value
         return x
 
-    def new_var(self, hint: str, value) -> Var:
-        v = Var(self.namer.fresh(hint), value_kind(value))
+    def new_var(self, hint: str, value, family=None) -> Var:
+        family = getattr(hint, "family", hint or "t") if family is None else family
+        v = Var(self.namer.fresh(hint), value_kind(value), family)
         self.values[v] = value
         return v
 
@@ -283,7 +298,8 @@ class Builder:
         return self._emit(prim, ins, [self.value(x) for x in ins], params, hint)
 
     def _emit(self, prim, ins, vals, params, hint):
-        out = self.new_var(hint or prim.hint, self._run(prim, vals, params))
+        value = self._run(prim, vals, params)  # unnamed: not a user variable's family
+        out = self.new_var(hint, value) if hint else self.new_var(prim.hint, value, ("op", prim.hint))
         atoms = tuple(x if isinstance(x, (Var, Const)) else Const(x) for x in ins)
         self.append(Eqn(prim, atoms, out, self.loc, tuple(sorted(params.items())), self.phase))
         if prim.differentiable and any(isinstance(x, Var) and x in self.active for x in ins):
@@ -409,7 +425,7 @@ def format_eqn(e: Eqn) -> str:
     args = ", ".join(_fmt_atom(x) for x in e.ins)
     params = "".join(f", {k}={v!r}" for k, v in e.params)
     rhs = f"{e.prim.name}({args}{params})"
-    where = f"    # {e.loc.file.rsplit('/', 1)[-1]}:{e.loc.line}" if e.loc else ""
+    where = f"    # {e.loc.place()}" if e.loc else ""
     if e.out is None:
         return f"{rhs}{where}"
     return f"{e.out.name}:{e.out.kind} = {rhs}{where}"

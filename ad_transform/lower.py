@@ -37,7 +37,7 @@ from . import fence
 from .alias import WriteAliasing
 from .calls import Calls, _RoomToRecurse, _describe, _draws_random, _reads_world
 from .containers import Containers
-from .errors import ADError, MissingRule, UnsupportedSyntax
+from .errors import ADError, LoopRun, MissingRule, UnsupportedSyntax
 from .ir import Namer, Program, Var
 from .outside import OutsideValues, _PathBuilder, _user_attribute
 from . import runtime
@@ -105,6 +105,7 @@ class Lowerer(OutsideValues, WriteAliasing, Calls, Containers):
         self.src: FunctionSource | None = None
         self.scope: Scope | None = None
         self._locs: dict = {}
+        self.trip: tuple = ()  # the unrolled loop iterations being run (errors.Loc.trip)
         self.inputs: set = set()
         self.return_loc = None
         self.frames: list = []  # the scope of each function being run, outermost first
@@ -186,17 +187,16 @@ class Lowerer(OutsideValues, WriteAliasing, Calls, Containers):
 
     def loc(self, node):
         loc = getattr(node, "_ad_loc", None)  # kept on the (cached) AST node across paths
-        if loc is not None and loc.file == self.src.filename:
-            return loc
-        key = (self.src.filename, getattr(node, "lineno", 0), getattr(node, "col_offset", 0))
-        loc = self._locs.get(key)
-        if loc is None:
-            loc = self._locs[key] = loc_of(self.src.filename, node)
-            try:
-                node._ad_loc = loc
-            except AttributeError:
-                pass
-        return loc
+        if loc is None or loc.file != self.src.filename:
+            key = (self.src.filename, getattr(node, "lineno", 0), getattr(node, "col_offset", 0))
+            loc = self._locs.get(key)
+            if loc is None:
+                loc = self._locs[key] = loc_of(self.src.filename, node)
+                try:
+                    node._ad_loc = loc
+                except AttributeError:
+                    pass
+        return loc.in_trip(self.trip) if self.trip else loc  # in the loop iterations being run
 
     def _run(self, src, scope):
         saved = self.src, self.scope
@@ -276,22 +276,35 @@ class Lowerer(OutsideValues, WriteAliasing, Calls, Containers):
             self.exec_block(s.orelse)
 
     def s_While(self, s):
-        while True:
-            if not self.truth(self.eval(s.test), s.test):
-                self.exec_block(s.orelse)
-                return
-            self.loops[s] = self.loops.get(s, 0) + 1
-            if not self._iteration(s.body):
-                return
-            self.b.loc = self.loc(s)
+        run, outer = LoopRun(), self.trip
+        try:
+            while True:
+                self.trip = outer + ((run, run.count + 1),)  # its test belongs to it
+                self.b.loc = self.loc(s)
+                if not self.truth(self.eval(s.test), s.test):
+                    self.trip = outer
+                    self.exec_block(s.orelse)
+                    return
+                run.count += 1
+                self.loops[s] = self.loops.get(s, 0) + 1
+                if not self._iteration(s.body):
+                    return
+        finally:
+            self.trip = outer
 
     def s_For(self, s):
-        for item in self._live(self.eval(s.iter), s.iter):
-            self.b.loc = self.loc(s)
-            self.assign(s.target, item)
-            self.loops[s] = self.loops.get(s, 0) + 1
-            if not self._iteration(s.body):
-                return
+        run, outer = LoopRun(), self.trip
+        try:
+            for item in self._live(self.eval(s.iter), s.iter):
+                run.count += 1
+                self.trip = outer + ((run, run.count),)
+                self.b.loc = self.loc(s)
+                self.assign(s.target, item)
+                self.loops[s] = self.loops.get(s, 0) + 1
+                if not self._iteration(s.body):
+                    return
+        finally:
+            self.trip = outer
         self.exec_block(s.orelse)
 
     def _iteration(self, body) -> bool:

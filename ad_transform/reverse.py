@@ -21,7 +21,7 @@ import numpy as np
 
 from . import runtime
 from .errors import ADError, MissingRule
-from .ir import Builder, Const, Program, Var, _cse_key, _raw, output_vars
+from .ir import Builder, Const, Hint, Program, Var, _cse_key, _raw, output_vars
 from .rules import builtins as B
 from .rules import numpy as N
 from .rules import numpy_kernels as K
@@ -91,7 +91,7 @@ def reverse(prog: Program, values: dict, wrt: tuple, single: bool,
             if g is None:
                 g = _zero_like(b, x)
             elif isinstance(b.value(x), (int, float)) and type(b.value(g)) is not float:
-                g = b.apply(B.to_float, (g,), hint="d_" + x.name)  # a float for a float or int
+                g = b.apply(B.to_float, (g,), hint=_dname(x))  # a float for a float or int
             elif isinstance(b.value(x), np.ndarray):
                 g = _owned_grad(b, g, x, prog, [b.value(t) for t in grads])
             grads.append(g)
@@ -141,7 +141,7 @@ def _zero_like(b: Builder, x: Var):
     value = b.value(x)
     if isinstance(value, np.ndarray):
         return b.record(N.zeros_like, (x,), {"dtype": np.float64} if value.dtype.kind != "f"
-                      else None, hint="d_" + x.name)
+                      else None, hint=_dname(x))
     return 0.0
 
 
@@ -224,7 +224,7 @@ def _owned_grad(b: Builder, g, x: Var, prog: Program, taken=()):
     want = xv.dtype if xv.dtype.kind == "f" else np.dtype(np.float64)
     if fresh and gv.dtype == want:
         return g
-    return b.record(N.as_grad, (g, x), hint="d_" + x.name)  # record: a new array every time
+    return b.record(N.as_grad, (g, x), hint=_dname(x))  # record: a new array every time
 
 
 def _outside_arrays(prog: Program, values: dict):
@@ -252,7 +252,7 @@ def _accumulate(b: Builder, adj: dict, x: Var, contrib, mark: int, owned: dict) 
     adding it: O(size of g) per read, not O(size of x).  Only where the buffer has
     the contribution's shape and dtype, so the sum is the one ``d_x + g_1`` computes.
     """
-    name = "d_" + x.name
+    name = _dname(x)
     scatter = _fresh_scatter(b, contrib, mark)
     if x in adj:
         acc = adj[x]
@@ -273,10 +273,17 @@ def _accumulate(b: Builder, adj: dict, x: Var, contrib, mark: int, owned: dict) 
         return
     if isinstance(contrib, Var) and any(e.out is contrib for e in b.eqns[mark:]):
         contrib.name = b.namer.fresh(name)  # created by this rule: give it the adjoint's name
+        contrib.family = name.family
         if scatter is not None:
             _forget_cse(b, scatter)  # written into later: no other use may share it
             owned[contrib] = x
     adj[x] = contrib
+
+
+def _dname(x: Var) -> Hint:
+    """The name of ``x``'s adjoint, ``d_<x>``, in the family of the adjoints of ``x``'s
+    user variable (the printed code may store them under one name, never another's)."""
+    return Hint("d_" + x.name, ("d", x.family))
 
 
 def _fresh_scatter(b: Builder, contrib, mark: int):

@@ -1,7 +1,7 @@
 """Reads of an array's elements and slices accumulate their adjoints in place, into one
-buffer per gradient (``d_x = _rt.add_at(d_x, i, g)``), and stay exact: buffers handed on
-to other adjoints are never written into, repeated and computed indices add up, dtypes
-are those of the full-size sum.
+buffer per gradient (``_rt.add_at(d_x, i, g)``, printed ``d_x[i] += g``), and stay
+exact: buffers handed on to other adjoints are never written into, repeated and
+computed indices add up, dtypes are those of the full-size sum.
 
 Every gradient is compared with central finite differences, and against autograd where
 the function can be written for it; array gradients also pass a dot-product check.
@@ -24,7 +24,7 @@ def test_rosenbrock_loop_accumulates_in_place():
     x = np.random.default_rng(0).uniform(0.5, 1.5, 12)
     g = check_gradient(rosen, x)
     src = gradient(rosen).source(x)
-    assert src.count("_rt.getitem_vjp(") == 1 and "_rt.add_at(d_x, " in src
+    assert src.count("np.zeros(") == 1 and src.count("d_x[") == src.count("] += ") + 1 > 2
     assert " + g_" not in src
     ag = pytest.importorskip("autograd")
     assert np.allclose(g, ag.grad(rosen)(x), rtol=1e-12, atol=1e-12)

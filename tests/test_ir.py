@@ -42,7 +42,7 @@ def test_gradient_source_text():
     expected = f"""\
 def f_grad(x1, x2):
     # {BASE}:{d}: def f(x1, x2):
-    if ((type(x1) is not float) or (type(x2) is not float)):
+    if type(x1) is not float or type(x2) is not float:
         raise _rt.PathMiss(0, _rt.signatures(x1, x2))
     # {BASE}:{r}: return math.log(x1) + x1 * math.sin(x2)
     log = math.log(x1)
@@ -66,7 +66,7 @@ def test_value_and_gradient_source_text():
     expected = f"""\
 def f_value_and_grad(x1, x2):
     # {BASE}:{d}: def f(x1, x2):
-    if ((type(x1) is not float) or (type(x2) is not float)):
+    if type(x1) is not float or type(x2) is not float:
         raise _rt.PathMiss(0, _rt.signatures(x1, x2))
     # {BASE}:{r}: return math.log(x1) + x1 * math.sin(x2)
     log = math.log(x1)

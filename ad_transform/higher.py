@@ -87,6 +87,15 @@ def _forget(filename, lines):
         del linecache.cache[filename]
 
 
+def _parameters(fun, wrt):
+    """``fun``'s signature and parameters, the indices ``wrt`` names, whether it names one, and ``wrt``
+    in the resolved form that :func:`gradient` takes."""
+    sig = inspect.signature(fun)
+    params = list(sig.parameters.values())
+    wrt_idx, single = _resolve_wrt(fun, params, wrt)
+    return sig, params, wrt_idx, single, (wrt_idx[0] if single else wrt_idx)
+
+
 def hvp(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 200_000):
     """The Hessian-vector product of ``fun``: ``hvp(f, wrt)(*args, v)`` is ``H @ v``, with
     ``H`` the Hessian of ``f`` with respect to the argument(s) ``wrt`` at ``args``.
@@ -96,13 +105,10 @@ def hvp(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 200_000):
     ``<gradient(f)(*args), v>``, one compiled function (``.source(*args, v)``)."""
     if fun is None:
         return lambda f: hvp(f, wrt, maxsize=maxsize, max_eqns=max_eqns)
-    sig = inspect.signature(fun)
-    params = list(sig.parameters.values())
-    wrt_idx, single = _resolve_wrt(fun, params, wrt)
-    grad_f = gradient(fun, wrt_idx[0] if single else wrt_idx, maxsize=maxsize,
-                      max_eqns=max_eqns)
+    sig, params, wrt_idx, single, wrt = _parameters(fun, wrt)
+    grad_f = gradient(fun, wrt, maxsize=maxsize, max_eqns=max_eqns)
     h = _inner_product_function(fun, grad_f, params, single)
-    dh = gradient(h, wrt_idx[0] if single else wrt_idx, maxsize=maxsize, max_eqns=max_eqns)
+    dh = gradient(h, wrt, maxsize=maxsize, max_eqns=max_eqns)
 
     def values(args, kwargs):
         if not args:
@@ -201,11 +207,8 @@ def hessian(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 200_000):
     one call of :func:`hvp` with the ``k``-th unit vector."""
     if fun is None:
         return lambda f: hessian(f, wrt, maxsize=maxsize, max_eqns=max_eqns)
-    sig = inspect.signature(fun)
-    params = list(sig.parameters.values())
-    wrt_idx, single = _resolve_wrt(fun, params, wrt)
-    product = hvp(fun, wrt_idx[0] if single else wrt_idx, maxsize=maxsize,
-                  max_eqns=max_eqns)
+    sig, params, wrt_idx, single, wrt = _parameters(fun, wrt)
+    product = hvp(fun, wrt, maxsize=maxsize, max_eqns=max_eqns)
 
     dh = product.gradient
     fast = None

@@ -81,12 +81,9 @@ index_tuple = rt("index_tuple", "idx")  # no derivative: indices are piecewise c
  tile_vjp, repeat_vjp, diag_vjp) = (rt(_name, "g") for _name in (
     "flat_item", "block", "tensordot_vjp", "einsum_vjp", "trace_vjp", "nuc_vjp", "cumsum_vjp",
     "prod_vjp", "tile_vjp", "repeat_vjp", "diag_vjp"))
-as_grad = rt("as_grad", "grad")
-log_or_zero = rt("log_or_zero", "log")
-tie_share = rt("tie_share", "share")
-clip_share = rt("clip_share", "share")
-div0 = rt("div0", "ratio")
-pow_grad = rt("pow_grad", "dpow")
+(as_grad, log_or_zero, tie_share, clip_share, div0, pow_grad) = (rt(_name, _out) for _name, _out in (
+    ("as_grad", "grad"), ("log_or_zero", "log"), ("tie_share", "share"),
+    ("clip_share", "share"), ("div0", "ratio"), ("pow_grad", "dpow")))
 
 def _scatter(g, x, idx):
     """``g`` scattered into zeros shaped like ``x`` (its shape and dtype are known now,

@@ -11,11 +11,13 @@
 from . import testing
 from .api import derivative_source, gradient, value_and_gradient
 from .higher import hessian, hvp
+from .transforms import forward_derivative, jacobian, jvp, vjp
 from .errors import (ADError, BadWrt, MissingRule, NonScalarOutput, PathTooLong,
                      SourceUnavailable, UnsupportedSyntax)
 
 __all__ = [
     "gradient", "value_and_gradient", "derivative_source", "hessian", "hvp", "testing",
+    "jvp", "forward_derivative", "vjp", "jacobian",
     "ADError", "UnsupportedSyntax", "MissingRule", "SourceUnavailable", "NonScalarOutput",
     "BadWrt", "PathTooLong",
 ]

@@ -235,7 +235,8 @@ class _Emitter:
         body, comments = [], []
         block = None
         for index, e in enumerate(self.prog.eqns):
-            key = (e.phase, e.loc.file, e.loc.line, e.loc.trip) if e.loc else (e.phase, None)
+            phase = "adjoint" if e.phase == "adjoint" else "primal"  # tangents: with their line
+            key = (phase, e.loc.file, e.loc.line, e.loc.trip) if e.loc else (phase, None)
             if key != block and e.loc is not None:
                 block = key
                 label = "adjoint of " if e.phase == "adjoint" else ""

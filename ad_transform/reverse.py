@@ -39,13 +39,17 @@ def _active_set(prog: Program, wrt_vars) -> set:
 
 
 def reverse(prog: Program, values: dict, wrt: tuple, single: bool,
-            with_value: bool) -> tuple[Program, dict]:
+            with_value: bool, seeds: tuple | None = None) -> tuple[Program, dict]:
     """Append the adjoint of ``prog`` with respect to inputs ``wrt`` (indices).
 
     ``values`` are the concrete values of ``prog``'s variables (from
     :func:`~ad_transform.lower.lower`).  The result returns ``grad``
     (``single``) or a tuple of gradients, preceded by the primal value when
     ``with_value``; it comes with the values of its variables (a new dict).
+    ``seeds`` (for a vector-Jacobian product) pairs each output variable with
+    the variable holding its cotangent, which the caller makes an input (a
+    variable output twice gets the sum); by default the one output is seeded
+    with 1.0.
     """
     b = Builder(prog.namer, max_eqns=math.inf)  # max_eqns bounds the primal path only
     b.values = dict(values)
@@ -63,7 +67,11 @@ def reverse(prog: Program, values: dict, wrt: tuple, single: bool,
     owned: dict = {}  # adjoint buffer -> the one variable whose adjoint it is (see _accumulate)
     record = []  # (adjoint, primal, exact): what ir.verify checks
     with b:
-        if isinstance(out, Var) and out in active:
+        if seeds is not None:
+            for y, ct in seeds:
+                if y in active:
+                    adj[y] = ct if y not in adj else b.apply(B.add, (adj[y], ct))
+        elif isinstance(out, Var) and out in active:
             adj[out] = _seed(b.value(out))
         for e in reversed(prog.eqns):
             if e.out is None or e.out not in adj:

@@ -1,0 +1,348 @@
+"""Forward mode, vector-Jacobian products and Jacobians: ``jvp``, ``forward_derivative``,
+``vjp`` and ``jacobian``.
+
+Each compiled form runs the same pipeline as :func:`~ad_transform.gradient`
+(``lower`` -> a derivative pass -> ``prune`` -> ``emit`` -> ``compile``), one
+compiled function per control path in the function's :class:`PathCache`,
+behind a dispatcher compiled once per ``(function, mode, wrt)``:
+
+* forward mode (:mod:`ad_transform.forward`) takes the arguments and one
+  tangent per ``wrt`` argument and returns ``(value, tangent)``;
+* reverse mode with a cotangent (:func:`ad_transform.reverse.reverse` seeded
+  with an input) takes the arguments and one cotangent per output and returns
+  the gradients.
+
+These functions call the user's function with positional arguments only:
+a function with ``*args``, ``**kwargs`` or keyword-only parameters is
+refused with :class:`~ad_transform.errors.BadWrt`.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import weakref
+
+import numpy as np
+
+from . import ir
+from .api import _def_loc, _dump, _resolve_wrt, _result
+from .cache import Entry, cache_for
+from .compile import compile_function
+from .emit import emit, emit_dispatcher
+from .errors import BadWrt, NonScalarOutput, UnsupportedSyntax
+from .forward import check_like, extend_entry_guard, forward
+from .ir import Namer, Var
+from .lower import lower
+from .reverse import prune, reverse
+
+__all__ = ["jvp", "forward_derivative", "vjp", "jacobian"]
+
+_P = inspect.Parameter
+
+
+def _positional_params(fun, what):
+    if not callable(fun) or not hasattr(fun, "__code__"):
+        raise TypeError(f"{what} needs a Python function, got {fun!r}")
+    if getattr(fun, "__ad_transform__", False):
+        raise UnsupportedSyntax(
+            f"{fun.__qualname__} is already a derivative made by ad_transform; {what} of a "
+            "derivative is not supported yet")
+    params = list(inspect.signature(fun).parameters.values())
+    for p in params:
+        if p.kind not in (_P.POSITIONAL_ONLY, _P.POSITIONAL_OR_KEYWORD):
+            raise BadWrt(f"{what} passes arguments by position only, and {fun.__qualname__} "
+                         f"has the parameter {p}; wrap it in a function of positional "
+                         "parameters", _def_loc(fun))
+    return params
+
+
+def _dispatcher(fun, key, maxsize, extra_hints, build_path):
+    """The compiled entry point ``d(*params, *extras)`` for ``fun`` in mode ``key``."""
+    cache = cache_for(fun, key, maxsize)
+    if cache.dispatcher is None:
+        params = list(inspect.signature(fun).parameters.values())
+        namer = Namer(reserved=[p.name for p in params])
+        extras = [namer.fresh(h) for h in extra_hints]
+        dparams = [_P(p.name, _P.POSITIONAL_OR_KEYWORD) for p in params] + [
+            _P(n, _P.POSITIONAL_OR_KEYWORD) for n in extras]
+        fun_ref = weakref.ref(fun)  # the cache must not keep the function alive
+
+        def build(args):
+            return build_path(fun_ref(), args)
+
+        name = fun.__name__ if fun.__name__.isidentifier() else "dispatch"
+        emitted = emit_dispatcher(name, dparams, cache.slot, cache, build)
+        shape = (name, tuple(p.name for p in dparams), "positional")
+        cache.dispatcher, _, _ = compile_function(emitted, f"{name} dispatcher", shape)
+        cache.dispatcher.cache = cache
+        cache.dispatcher.build = build
+    return cache.dispatcher
+
+
+def _finish(fun, full, values, suffix):
+    """prune -> verify -> emit -> compile; the Entry and the first call's result."""
+    full = prune(full, values)
+    ir.verify(full, values)
+    name = f"{fun.__name__}_{suffix}" if fun.__name__.isidentifier() else suffix
+    emitted = emit(full, values, name)
+    fn, source, filename = compile_function(emitted, f"{fun.__qualname__} {suffix}")
+    if os.environ.get("AD_TRANSFORM_DUMP"):
+        _dump(f"generated source ({filename})", source)
+    return Entry(fn, full.decisions, filename), _result(full.outputs[0], values)
+
+
+# -- forward mode ----------------------------------------------------------------------------
+
+def _build_forward(wrt, max_eqns):
+    def build(fun, args):
+        n = len(args) - len(wrt)
+        prog, values = lower(fun, args[:n], wrt, max_eqns)
+        if os.environ.get("AD_TRANSFORM_DUMP"):
+            _dump("lowered SSA (primal)", ir.format_program(prog))
+        full, values = forward(prog, values, wrt, args[n:])
+        return _finish(fun, full, values, "jvp")
+    return build
+
+
+def _forward_dispatcher(fun, wrt_idx, maxsize, max_eqns):
+    params = _positional_params(fun, "forward mode")
+    hints = ["t_" + params[i].name for i in wrt_idx]
+    return _dispatcher(fun, ("jvp", wrt_idx, max_eqns), maxsize, hints,
+                       _build_forward(wrt_idx, max_eqns))
+
+
+def forward_derivative(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 200_000):
+    """Forward mode, compiled: ``forward_derivative(f, wrt)(*args, *tangents)`` returns
+    ``(f(*args), directional derivative)``.
+
+    ``wrt`` is a parameter index or name, or a tuple of them, as for
+    :func:`~ad_transform.gradient`; one tangent follows the arguments for each
+    ``wrt`` parameter, shaped like it.  Every argument of ``f`` is passed, by
+    position.  The returned function has ``.source(*args, *tangents)``,
+    ``.cache_info()`` and ``.cache_clear()``.
+    """
+    if fun is None:
+        return lambda f: forward_derivative(f, wrt, maxsize=maxsize, max_eqns=max_eqns)
+    params = _positional_params(fun, "forward_derivative")
+    wrt_idx, _ = _resolve_wrt(fun, params, wrt)
+    if len(set(wrt_idx)) != len(wrt_idx):
+        raise BadWrt(f"wrt={wrt!r} names a parameter twice", _def_loc(fun))
+    return _public(fun, _forward_dispatcher(fun, wrt_idx, maxsize, max_eqns))
+
+
+def _public(fun, base):
+    """A wrapper named like ``fun`` around the dispatcher, with ``.source``."""
+    wrapper = type(base)(base.__code__, base.__globals__, base.__name__, base.__defaults__,
+                         base.__closure__)
+    cache, build = base.cache, base.build
+    functools.update_wrapper(wrapper, fun)
+    del wrapper.__wrapped__  # its signature is the dispatcher's, not fun's
+
+    def source(*args):
+        """The generated derivative source for the control path these arguments take."""
+        return cache.entry_for(tuple(args), build).source
+
+    wrapper.source = source
+    wrapper.cache_info = cache.info
+    wrapper.cache_clear = cache.clear
+    wrapper.__ad_transform__ = True
+    return wrapper
+
+
+_JVPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # fun -> {wrt: dispatcher}
+
+
+def jvp(fun, primals, tangents):
+    """``(fun(*primals), J @ tangents)``: the value and its directional derivative.
+
+    ``primals`` and ``tangents`` are tuples (or lists) of the same length; each
+    tangent has its primal's shape (a float for a float).  A tangent ``None``
+    leaves its argument out of the differentiation (an ``int`` count, a flag,
+    a string).  The compiled path is cached on ``fun``, so calling ``jvp`` in a
+    loop compiles once; :func:`forward_derivative` skips even the lookup.
+    """
+    try:
+        d = _JVPS[fun][len(tangents)]
+    except (KeyError, TypeError):
+        pass
+    else:
+        for t in tangents:
+            if t is None:
+                break
+        else:  # every argument has a tangent: the dispatcher cached for this function
+            return d(*primals, *tangents)
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TypeError("jvp(f, primals, tangents) takes tuples (or lists) of arguments "
+                        f"and tangents; got {type(primals).__name__} and "
+                        f"{type(tangents).__name__}")
+    if len(primals) != len(tangents):
+        raise ValueError(f"jvp got {len(primals)} primals and {len(tangents)} tangents; "
+                         "give one tangent per argument (None: not differentiated)")
+    wrt = tuple(i for i, t in enumerate(tangents) if t is not None)
+    if not wrt:
+        raise ValueError("jvp got no tangent (all are None)")
+    params = _positional_params(fun, "jvp")
+    if len(primals) != len(params):
+        raise TypeError(f"{fun.__qualname__}{inspect.signature(fun)} takes {len(params)} "
+                        f"arguments; jvp got {len(primals)} (pass every argument)")
+    d = _forward_dispatcher(fun, wrt, 128, 200_000)
+    if len(wrt) == len(tangents):  # the fast path above: every argument has a tangent
+        _JVPS.setdefault(fun, {})[len(tangents)] = d
+    return d(*primals, *(t for t in tangents if t is not None))
+
+
+# -- reverse mode with a cotangent ----------------------------------------------------------
+
+def _leaves(x, out):
+    if isinstance(x, (tuple, list)):
+        for i in x:
+            _leaves(i, out)
+    else:
+        out.append(x)
+    return out
+
+
+def _build_vjp(wrt, max_eqns):
+    def build(fun, args):
+        n = len(inspect.signature(fun).parameters)
+        prog, values = lower(fun, args[:n], wrt, max_eqns)
+        leaves = _leaves(prog.outputs[0], [])
+        cts = args[n:]
+        if len(cts) != len(leaves):
+            raise ValueError(f"{prog.name} returns {len(leaves)} values; the pullback got "
+                             f"{len(cts)} cotangents")
+        seeds, ct_vars = [], []
+        for y, ct in zip(leaves, cts):
+            like = values[y] if isinstance(y, Var) else ir._raw(y)
+            if not _is_number(like):
+                raise NonScalarOutput(f"{prog.name} returned a {type(like).__name__}; vjp "
+                                      "needs floats, arrays of numbers or tuples of them",
+                                      prog.return_loc)
+            check_like("cotangent", "the output", ct, like)
+            v = Var(prog.namer.fresh("ct"), ir.value_kind(ct))
+            values[v] = ct
+            ct_vars.append(v)
+            if isinstance(y, Var):
+                seeds.append((y, v))
+        prog.eqns, prog.decisions = extend_entry_guard(prog.eqns, prog.decisions, prog.inputs,
+                                                       tuple(ct_vars), values)
+        full, values = reverse(prog, values, wrt, False, False, tuple(seeds))
+        full.inputs = tuple(prog.inputs) + tuple(ct_vars)
+        return _finish(fun, full, values, "vjp")
+    return build
+
+
+def _is_number(v) -> bool:
+    return (isinstance(v, (int, float, np.number)) and not isinstance(v, bool)) or (
+        isinstance(v, np.ndarray) and v.dtype.kind in "fiu")
+
+
+def _vjp_dispatcher(fun, wrt_idx, n_out, maxsize=128, max_eqns=200_000):
+    _positional_params(fun, "vjp")
+    hints = ["ct"] * n_out
+    return _dispatcher(fun, ("vjp", wrt_idx, n_out, max_eqns), maxsize, hints,
+                       _build_vjp(wrt_idx, max_eqns))
+
+
+def _differentiable(v) -> bool:
+    return _is_number(v)
+
+
+def vjp(fun, *args):
+    """``(fun(*args), pullback)``; ``pullback(cotangent)`` returns one gradient per
+    argument: ``cotangent`` pulled back through ``fun``'s Jacobian.
+
+    The cotangent has the output's shape (a float for a float output, a tuple
+    for a tuple).  An argument that is not a number or an array of numbers
+    gets ``None``.  The pullback runs the compiled derivative for the path
+    ``args`` take (the value is computed again inside it); array arguments are
+    copied now, so changing them later does not change the pullback.
+    """
+    _positional_params(fun, "vjp")
+    value = fun(*args)
+    args = tuple(np.array(a) if isinstance(a, np.ndarray) else a for a in args)
+    wrt = tuple(i for i, a in enumerate(args) if _differentiable(a))
+    n_out = len(_leaves(value, []))
+    d = _vjp_dispatcher(fun, wrt, n_out) if wrt else None
+    is_tuple = isinstance(value, (tuple, list))
+
+    def pullback(cotangent):
+        cts = _leaves(cotangent, []) if is_tuple else [cotangent]
+        grads = d(*args, *cts) if d is not None else ()
+        out = [None] * len(args)
+        for i, g in zip(wrt, grads):
+            out[i] = g
+        return tuple(out)
+
+    return value, pullback
+
+
+# -- Jacobians --------------------------------------------------------------------------------
+
+def jacobian(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 200_000):
+    """The Jacobian of ``fun`` (returning a float or an array) with respect to ``wrt``.
+
+    ``jacobian(f, wrt)(*args)`` has shape ``out.shape + arg.shape`` (a float
+    for a float argument and output), a tuple of them for a tuple ``wrt``.
+    ``f`` is called once for its output's shape; then, whichever side is
+    smaller, one forward-mode pass per input element or one reverse pass per
+    output element runs the compiled derivative.
+    """
+    if fun is None:
+        return lambda f: jacobian(f, wrt, maxsize=maxsize, max_eqns=max_eqns)
+    params = _positional_params(fun, "jacobian")
+    wrt_idx, single = _resolve_wrt(fun, params, wrt)
+    sig = inspect.signature(fun)
+
+    @functools.wraps(fun)
+    def jac(*args, **kwargs):
+        ba = sig.bind(*args, **kwargs)
+        ba.apply_defaults()
+        args = tuple(ba.arguments[p.name] for p in params)
+        out = fun(*args)
+        if not _is_number(out):
+            raise NonScalarOutput(f"jacobian needs {fun.__qualname__} to return a float or an "
+                                  f"array of numbers; it returned a {type(out).__name__}",
+                                  _def_loc(fun))
+        out_shape = np.shape(out)
+        n_out = int(np.prod(out_shape))
+        shapes = [np.shape(args[i]) for i in wrt_idx]
+        n_in = sum(int(np.prod(s)) for s in shapes)
+        if n_in <= n_out:
+            jacs = [_forward_columns(fun, args, i, s, out_shape, maxsize, max_eqns)
+                    for i, s in zip(wrt_idx, shapes)]
+        else:
+            jacs = _reverse_rows(fun, args, wrt_idx, shapes, out_shape, maxsize, max_eqns)
+        return jacs[0] if single else tuple(jacs)
+
+    jac.__ad_transform__ = True
+    return jac
+
+
+def _basis(shape, j):
+    if not shape:
+        return 1.0
+    e = np.zeros(shape)
+    e.flat[j] = 1.0
+    return e
+
+
+def _shaped(parts, out_shape, in_shape, stack_axis):
+    if not out_shape and not in_shape:
+        return float(parts[0])
+    # columns (axis -1): out.shape + (n_in,); rows (axis 0): (n_out,) + in.shape
+    j = np.stack([np.asarray(p, dtype=np.float64) for p in parts], axis=stack_axis)
+    return j.reshape(out_shape + in_shape)
+
+
+def _forward_columns(fun, args, i, shape, out_shape, maxsize, max_eqns):
+    d = _forward_dispatcher(fun, (i,), maxsize, max_eqns)
+    cols = [d(*args, _basis(shape, j))[1] for j in range(int(np.prod(shape)))]
+    return _shaped(cols, out_shape, shape, -1)
+
+
+def _reverse_rows(fun, args, wrt_idx, shapes, out_shape, maxsize, max_eqns):
+    d = _vjp_dispatcher(fun, wrt_idx, 1, maxsize, max_eqns)
+    rows = [d(*args, _basis(out_shape, k)) for k in range(int(np.prod(out_shape)))]
+    return [_shaped([r[m] for r in rows], out_shape, s, 0) for m, s in enumerate(shapes)]

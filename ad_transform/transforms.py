@@ -183,11 +183,14 @@ def jvp(fun, primals, tangents):
     if not wrt:
         raise ValueError("jvp got no tangent (all are None)")
     params = _positional_params(fun, "jvp")
-    if len(primals) != len(params):
-        raise TypeError(f"{fun.__qualname__}{inspect.signature(fun)} takes {len(params)} "
-                        f"arguments; jvp got {len(primals)} (pass every argument)")
+    if len(primals) != len(params):  # defaults fill in the rest, without tangents
+        missing = [p for p in params[len(primals):] if p.default is p.empty]
+        if len(primals) > len(params) or missing:
+            raise TypeError(f"{fun.__qualname__}{inspect.signature(fun)} takes "
+                            f"{len(params)} arguments; jvp got {len(primals)}")
+        primals = tuple(primals) + tuple(p.default for p in params[len(primals):])
     d = _forward_dispatcher(fun, wrt, 128, 200_000)
-    if len(wrt) == len(tangents):  # the fast path above: every argument has a tangent
+    if len(wrt) == len(tangents) == len(params):  # the fast path above
         _JVPS.setdefault(fun, {})[len(tangents)] = d
     return d(*primals, *(t for t in tangents if t is not None))
 
@@ -280,17 +283,21 @@ def vjp(fun, *args):
 
 # -- Jacobians --------------------------------------------------------------------------------
 
-def jacobian(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 200_000):
+def jacobian(fun=None, wrt=0, *, mode: str | None = None, maxsize: int = 128,
+             max_eqns: int = 200_000):
     """The Jacobian of ``fun`` (returning a float or an array) with respect to ``wrt``.
 
     ``jacobian(f, wrt)(*args)`` has shape ``out.shape + arg.shape`` (a float
     for a float argument and output), a tuple of them for a tuple ``wrt``.
     ``f`` is called once for its output's shape; then, whichever side is
     smaller, one forward-mode pass per input element or one reverse pass per
-    output element runs the compiled derivative.
+    output element runs the compiled derivative.  ``mode="forward"`` or
+    ``"reverse"`` makes the choice instead.
     """
+    if mode not in (None, "forward", "reverse"):
+        raise ValueError(f"mode must be None, 'forward' or 'reverse'; got {mode!r}")
     if fun is None:
-        return lambda f: jacobian(f, wrt, maxsize=maxsize, max_eqns=max_eqns)
+        return lambda f: jacobian(f, wrt, mode=mode, maxsize=maxsize, max_eqns=max_eqns)
     params = _positional_params(fun, "jacobian")
     wrt_idx, single = _resolve_wrt(fun, params, wrt)
     sig = inspect.signature(fun)
@@ -309,7 +316,7 @@ def jacobian(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 200_000):
         n_out = int(np.prod(out_shape))
         shapes = [np.shape(args[i]) for i in wrt_idx]
         n_in = sum(int(np.prod(s)) for s in shapes)
-        if n_in <= n_out:
+        if mode == "forward" or (mode is None and n_in <= n_out):
             jacs = [_forward_columns(fun, args, i, s, out_shape, maxsize, max_eqns)
                     for i, s in zip(wrt_idx, shapes)]
         else:

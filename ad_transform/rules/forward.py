@@ -151,6 +151,9 @@ def lookup(prim: Primitive, ans, ins, active):
 
 # -- builtins ---------------------------------------------------------------------------
 defjvp(B.getitem, linear(B.getitem))
+defjvp(B.to_float, linear(B.to_float))  # float(x) of a number or a one-element array
+defjvp(B.abs_, diagonal(B.abs_))  # abs(x) and pow(x, y) are elementwise on arrays too
+defjvp(B.builtins_pow, diagonal(B.builtins_pow))
 defjvp(B.sum_items, jointly_linear(B.sum_items))
 
 # -- NumPy: indexing and writes ----------------------------------------------------------

@@ -34,6 +34,7 @@ from .errors import BadWrt, NonScalarOutput, UnsupportedSyntax
 from .forward import check_like, extend_entry_guard, forward
 from .ir import Namer, Var
 from .lower import lower
+from .runtime import PathMiss
 from .reverse import prune, reverse
 
 __all__ = ["jvp", "forward_derivative", "vjp", "jacobian"]
@@ -97,6 +98,8 @@ def _finish(fun, full, values, suffix):
 def _build_forward(wrt, max_eqns):
     def build(fun, args):
         n = len(args) - len(wrt)
+        if any(t is None for t in args[n:]):
+            raise _NoneTangent  # jvp() with a None tangent: it takes the other dispatcher
         prog, values = lower(fun, args[:n], wrt, max_eqns)
         if os.environ.get("AD_TRANSFORM_DUMP"):
             _dump("lowered SSA (primal)", ir.format_program(prog))
@@ -150,7 +153,20 @@ def _public(fun, base):
     return wrapper
 
 
-_JVPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # fun -> {wrt: dispatcher}
+class _NoneTangent(Exception):
+    """A ``None`` tangent reached the dispatcher that differentiates every argument."""
+
+
+# id(fun) -> (weak reference to fun, its dispatcher along every argument, their number,
+# the dispatcher's slot, its hit counter): what jvp() calls without building anything
+# (a WeakKeyDictionary look-up, or one more call layer, costs more than the primal)
+_FAST: dict = {}
+
+
+def _remember(fun, d, n) -> None:
+    key = id(fun)
+    _FAST[key] = (weakref.ref(fun, lambda _, key=key: _FAST.pop(key, None)), d, n,
+                  d.cache.slot, d.cache.counter)
 
 
 def jvp(fun, primals, tangents):
@@ -162,16 +178,19 @@ def jvp(fun, primals, tangents):
     a string).  The compiled path is cached on ``fun``, so calling ``jvp`` in a
     loop compiles once; :func:`forward_derivative` skips even the lookup.
     """
-    try:
-        d = _JVPS[fun][len(tangents)]
-    except (KeyError, TypeError):
-        pass
-    else:
-        for t in tangents:
-            if t is None:
-                break
-        else:  # every argument has a tangent: the dispatcher cached for this function
-            return d(*primals, *tangents)
+    hit = _FAST.get(id(fun))
+    if hit is not None and hit[0]() is fun and len(tangents) == hit[2]:
+        args = (*primals, *tangents)
+        try:
+            result = hit[3][0](*args)  # the path used last, as the dispatcher tries first
+        except PathMiss:
+            try:
+                return hit[1](*args)  # the dispatcher finds or compiles the path
+            except _NoneTangent:
+                pass
+        else:
+            next(hit[4])  # counted as a hit, as the dispatcher counts it
+            return result
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise TypeError("jvp(f, primals, tangents) takes tuples (or lists) of arguments "
                         f"and tangents; got {type(primals).__name__} and "
@@ -191,7 +210,7 @@ def jvp(fun, primals, tangents):
         primals = tuple(primals) + tuple(p.default for p in params[len(primals):])
     d = _forward_dispatcher(fun, wrt, 128, 200_000)
     if len(wrt) == len(tangents) == len(params):  # the fast path above
-        _JVPS.setdefault(fun, {})[len(tangents)] = d
+        _remember(fun, d, len(params))
     return d(*primals, *(t for t in tangents if t is not None))
 
 

@@ -335,3 +335,14 @@ def test_missing_forward_rule_is_located():
     with pytest.raises(MissingRule, match="no forward-mode") as info:
         jvp(f, (x,), (np.ones(3),))
     assert info.value.loc is not None and "reverse_cumsum" in info.value.loc.excerpt()
+
+
+def test_every_rule_module_primitive_with_a_vjp_has_a_forward_rule():
+    """A table entry, or a diagonal Jacobian (elementwise; math and builtins act on scalars)."""
+    from ad_transform.rules import builtins as B, forward as F, math as M, numpy as NP
+    scalar_only = {B.max2, B.min2} | {v for v in vars(M).values()
+                                      if type(v).__name__ == "Primitive"}
+    missing = sorted(p.name for mod in (B, M, NP) for p in vars(mod).values()
+                     if type(p).__name__ == "Primitive" and p.differentiable
+                     and p not in F.JVPS and not p.elementwise and p not in scalar_only)
+    assert missing == []

@@ -249,8 +249,10 @@ def _build_vjp(wrt, max_eqns):
                 seeds.append((y, v))
         prog.eqns, prog.decisions = extend_entry_guard(prog.eqns, prog.decisions, prog.inputs,
                                                        tuple(ct_vars), values)
+        # inputs of the generated code (after the arguments, so wrt indices stay): the
+        # reverse pass then copies a gradient that would be the caller's cotangent itself
+        prog.inputs = tuple(prog.inputs) + tuple(ct_vars)
         full, values = reverse(prog, values, wrt, False, False, tuple(seeds))
-        full.inputs = tuple(prog.inputs) + tuple(ct_vars)
         return _finish(fun, full, values, "vjp")
     return build
 

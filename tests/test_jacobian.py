@@ -242,3 +242,14 @@ def test_keyword_only_parameters_are_refused():
         jacobian(f)
     with pytest.raises(BadWrt, match="by position only"):
         vjp(f, 1.0)
+
+
+def test_pullback_returns_arrays_the_caller_owns():
+    def ident(x):
+        return x
+
+    v = np.ones(3)
+    _, pullback = vjp(ident, np.arange(3.0))
+    (g,) = pullback(v)
+    assert not np.shares_memory(g, v)
+    close(g, v)

@@ -18,7 +18,8 @@ import numpy as np
 
 from . import runtime
 from .errors import ADError, MissingRule
-from .ir import Builder, Eqn, Program, Var, _cse_key, _raw
+from .ir import Builder, Const, Eqn, Program, Var, _cse_key, _raw
+from .lower import _contains_var
 from .reverse import _describe, _owned_grad
 from .rules import builtins as B
 from .rules import forward as F
@@ -92,7 +93,7 @@ def forward(prog: Program, values: dict, wrt: tuple, tangents: tuple) -> tuple[P
                 tan[e.out] = t
         inputs = tuple(prog.inputs) + tuple(t_inputs)
         shell = Program(prog.name, inputs, b.eqns, (), decisions, prog.namer, prog.return_loc)
-        value, taken = _value(b, prog.outputs[0]), []
+        value, taken = _value(b, prog.outputs[0], prog.return_loc), []
         out_tan = _out_tangent(b, prog.outputs[0], tan, shell, taken)
     shell.outputs = ((value, out_tan),)
     return shell, b.values
@@ -130,18 +131,24 @@ def _fit(b: Builder, t, like):
     return b.apply(N.fit_shape, (t, shape))
 
 
-def _value(b: Builder, out):
-    if isinstance(out, tuple):
-        return tuple(_value(b, o) for o in out)
+def _value(b: Builder, out, loc):
+    """The value returned: tuples and lists of numbers and arrays (anything else holding a
+    traced value is refused: the emitter writes out tuples and lists only)."""
+    if isinstance(out, (tuple, list)):
+        return type(out)(_value(b, o, loc) for o in out)
     if isinstance(_raw(out), np.ndarray):  # a constant of the code: each call gets its own
         return b.emit(N.copy, (_raw(out),), hint="value")
+    if not isinstance(out, (Var, Const)) and _contains_var(out):
+        raise MissingRule(f"forward mode returns floats, arrays, and tuples or lists of them; "
+                          f"the function returned a {type(out).__name__} holding traced values",
+                          loc)
     return out
 
 
 def _out_tangent(b: Builder, out, tan: dict, shell: Program, taken: list):
     """The tangent of an output: a float for a number, an owned array for an array."""
     if isinstance(out, (tuple, list)):
-        return tuple(_out_tangent(b, o, tan, shell, taken) for o in out)
+        return type(out)(_out_tangent(b, o, tan, shell, taken) for o in out)
     value = b.value(out) if isinstance(out, Var) else _raw(out)
     t = tan.get(out) if isinstance(out, Var) else None
     if isinstance(value, np.ndarray):

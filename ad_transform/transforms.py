@@ -26,7 +26,7 @@ import weakref
 import numpy as np
 
 from . import ir
-from .api import _def_loc, _dump, _resolve_wrt, _result
+from .api import _def_loc, _dump, _resolve_wrt
 from .cache import Entry, cache_for
 from .compile import compile_function
 from .emit import emit, emit_dispatcher
@@ -91,6 +91,15 @@ def _finish(fun, full, values, suffix):
     if os.environ.get("AD_TRANSFORM_DUMP"):
         _dump(f"generated source ({filename})", source)
     return Entry(fn, full.decisions, filename), _result(full.outputs[0], values)
+
+
+def _result(x, values):
+    """The first call's answer for output ``x`` (tuples and lists of atoms)."""
+    if isinstance(x, (tuple, list)):
+        return type(x)(_result(i, values) for i in x)
+    if isinstance(x, Var):
+        return values[x]
+    return x.value if isinstance(x, ir.Const) else x
 
 
 # -- forward mode ----------------------------------------------------------------------------

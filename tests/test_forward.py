@@ -346,3 +346,17 @@ def test_every_rule_module_primitive_with_a_vjp_has_a_forward_rule():
                      if type(p).__name__ == "Primitive" and p.differentiable
                      and p not in F.JVPS and not p.elementwise and p not in scalar_only)
     assert missing == []
+
+
+def test_list_outputs_and_refused_containers():
+    def as_list(x):
+        return [x * 2.0, x, "label"]
+
+    for _ in range(2):  # the first call's values, then the compiled path
+        assert jvp(as_list, (1.5,), (1.0,)) == ([3.0, 1.5, "label"], [2.0, 1.0, None])
+
+    def as_dict(x):
+        return {"a": x}
+
+    with pytest.raises(MissingRule, match="returned a dict"):
+        jvp(as_dict, (1.5,), (1.0,))

@@ -219,8 +219,6 @@ class _Emitter:
     def output(self, x):
         if isinstance(x, tuple):
             return gast.Tuple(elts=[self.output(i) for i in x], ctx=gast.Load())
-        if isinstance(x, list):  # forward mode returns a list the function returned
-            return gast.List(elts=[self.output(i) for i in x], ctx=gast.Load())
         return self.atom(x)
 
     def inplace_expr(self, e: Eqn, ufunc, target):

@@ -134,8 +134,10 @@ def _fit(b: Builder, t, like):
 def _value(b: Builder, out, loc):
     """The value returned: tuples and lists of numbers and arrays (anything else holding a
     traced value is refused: the emitter writes out tuples and lists only)."""
-    if isinstance(out, (tuple, list)):
-        return type(out)(_value(b, o, loc) for o in out)
+    if isinstance(out, tuple):
+        return tuple(_value(b, o, loc) for o in out)
+    if isinstance(out, list):
+        return b.emit(F.as_list, [_packed(b, _value(b, o, loc)) for o in out], hint="value")
     if isinstance(_raw(out), np.ndarray):  # a constant of the code: each call gets its own
         return b.emit(N.copy, (_raw(out),), hint="value")
     if not isinstance(out, (Var, Const)) and _contains_var(out):
@@ -145,10 +147,20 @@ def _value(b: Builder, out, loc):
     return out
 
 
+def _packed(b: Builder, x):
+    """A tuple of atoms inside a list, built by one equation (an operand is one atom)."""
+    if isinstance(x, tuple):
+        return b.emit(F.as_tuple, [_packed(b, i) for i in x], hint="out")
+    return x
+
+
 def _out_tangent(b: Builder, out, tan: dict, shell: Program, taken: list):
     """The tangent of an output: a float for a number, an owned array for an array."""
-    if isinstance(out, (tuple, list)):
-        return type(out)(_out_tangent(b, o, tan, shell, taken) for o in out)
+    if isinstance(out, tuple):
+        return tuple(_out_tangent(b, o, tan, shell, taken) for o in out)
+    if isinstance(out, list):
+        return b.emit(F.as_list, [_packed(b, _out_tangent(b, o, tan, shell, taken))
+                                  for o in out], hint="tangent")
     value = b.value(out) if isinstance(out, Var) else _raw(out)
     t = tan.get(out) if isinstance(out, Var) else None
     if isinstance(value, np.ndarray):

@@ -193,6 +193,16 @@ def signatures(*vals):
     return tuple(signature(v) for v in vals)
 
 
+def as_list(*items):
+    """A list the differentiated function returned (forward mode returns it as one)."""
+    return list(items)
+
+
+def as_tuple(*items):
+    """A tuple inside such a list."""
+    return items
+
+
 # The NumPy adjoint kernels live beside the NumPy rules; generated code calls them as
 # ``_rt.name``.  (Imported last: importing rules/ imports this module's names above.)
 from .rules.numpy_kernels import (  # noqa: E402

@@ -360,3 +360,13 @@ def test_list_outputs_and_refused_containers():
 
     with pytest.raises(MissingRule, match="returned a dict"):
         jvp(as_dict, (1.5,), (1.0,))
+
+
+def test_nested_list_and_tuple_outputs():
+    def f(x, y):
+        return [(x * y, 2.0), [y]], x
+
+    for _ in range(2):
+        value, tangent = jvp(f, (2.0, 3.0), (1.0, 0.5))
+        assert value == ([(6.0, 2.0), [3.0]], 2.0)
+        assert tangent == ([(4.0, 0.0), [0.5]], 1.0)

@@ -38,6 +38,7 @@ import inspect
 
 import numpy as np
 
+from .. import runtime
 from ..ir import Primitive, Var
 from . import builtins as B
 from . import numpy as N
@@ -148,6 +149,10 @@ def lookup(prim: Primitive, ans, ins, active):
         return diagonal(prim)
     return None
 
+
+# a list the function returns: built by the generated code (not differentiated itself)
+as_list = call_prim(runtime, "as_list", "_rt", hint="out", register=False)
+as_tuple = call_prim(runtime, "as_tuple", "_rt", hint="out", register=False)
 
 # -- builtins ---------------------------------------------------------------------------
 defjvp(B.getitem, linear(B.getitem))

@@ -370,3 +370,27 @@ def test_nested_list_and_tuple_outputs():
         value, tangent = jvp(f, (2.0, 3.0), (1.0, 0.5))
         assert value == ([(6.0, 2.0), [3.0]], 2.0)
         assert tangent == ([(4.0, 0.0), [0.5]], 1.0)
+
+
+def test_transformed_functions_are_freed_with_their_caches():
+    import weakref
+
+    from ad_transform import jacobian
+    from ad_transform.transforms import _FAST
+
+    def make():
+        def f(x):
+            return x * x + 1.0
+        return f
+
+    before = len(_FAST)
+    refs = []
+    for _ in range(3):
+        f = make()
+        jvp(f, (2.0,), (1.0,))
+        vjp(f, 2.0)[1](1.0)
+        jacobian(f)(np.arange(2.0))
+        refs.append(weakref.ref(f))
+        del f
+    assert all(r() is None for r in refs)  # by reference counting, no collector run
+    assert len(_FAST) == before

@@ -98,6 +98,43 @@ def test_jvp_of_corpus_matches_finite_differences_and_gradient(f, args, wrt):
     assert jvp(f, args, tangents) == (value, tangent)  # the cached path
 
 
+def _smooth_step(v):
+    return v * v * (3.0 - 2.0 * v) if 0.0 < v < 1.0 else (0.0 if v <= 0.0 else 1.0)
+
+
+def scalar_branches(x, y):
+    if x * y > 1.0:
+        z = math.exp(-x) * y
+    else:
+        z = math.log(x + y) - x
+    return z + _smooth_step(y - 0.5)
+
+
+def scalar_loop(x, a, n):
+    acc = 0.0
+    for k in range(n):
+        x = math.sin(x) * a + 0.1 * x
+        if x > 0.5:
+            acc = acc + x * x
+        else:
+            acc = acc - math.sqrt(abs(x) + 1.0)
+    return acc + math.tanh(x)
+
+
+SCALAR_CASES = [(scalar_branches, (2.0, 0.9)), (scalar_branches, (0.4, 0.7)),
+                (scalar_loop, (1.0, 0.9, 5)), (scalar_loop, (0.2, 1.4, 8))]
+
+
+@pytest.mark.parametrize("f, args", SCALAR_CASES, ids=[f"{c[0].__name__}-{i}"
+                                                       for i, c in enumerate(SCALAR_CASES)])
+def test_jvp_of_scalar_programs_matches_autograd(f, args):
+    tangents = tuple(None if isinstance(a, int) else float(RNG.uniform(0.5, 1.5)) for a in args)
+    value, tangent = jvp(f, args, tangents)
+    assert value == f(*args)
+    close(tangent, fd_directional(f, args, tangents), rtol=1e-5, atol=1e-7)
+    close(tangent, autograd_jvp(f, args, tangents), rtol=1e-12, atol=1e-14)
+
+
 # -- NumPy programs ------------------------------------------------------------------------------
 
 def broadcast(x, b):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import linecache
 import os
 import weakref
 
@@ -107,8 +108,6 @@ def _result(x, values):
 def _build_forward(wrt, max_eqns):
     def build(fun, args):
         n = len(args) - len(wrt)
-        if any(t is None for t in args[n:]):
-            raise _NoneTangent  # jvp() with a None tangent: it takes the other dispatcher
         prog, values = lower(fun, args[:n], wrt, max_eqns)
         if os.environ.get("AD_TRANSFORM_DUMP"):
             _dump("lowered SSA (primal)", ir.format_program(prog))
@@ -162,20 +161,60 @@ def _public(fun, base):
     return wrapper
 
 
-class _NoneTangent(Exception):
-    """A ``None`` tangent reached the dispatcher that differentiates every argument."""
+_MISS = object()  # what a jvp caller returns when the call is not its kind: the slow path
+_CALLERS: dict = {}  # n -> code of the caller for functions of n arguments
+
+_CALLER = """\
+def jvp_call(primals, tangents):
+    if type(primals) is not tuple or type(tangents) is not tuple or \\
+            len(primals) != {n} or len(tangents) != {n}:
+        return MISS
+    {ps}, = primals
+    {ts}, = tangents
+    if {nones}:
+        return MISS
+    try:
+        result = slot[0]({ps}, {ts})
+    except PathMiss:
+        return dispatcher({ps}, {ts})
+    next(hits)
+    return result
+"""
 
 
-# id(fun) -> (weak reference to fun, its dispatcher along every argument, their number,
-# the dispatcher's slot, its hit counter): what jvp() calls without building anything
-# (a WeakKeyDictionary look-up, or one more call layer, costs more than the primal)
+def _caller(n, d):
+    """``jvp_call(primals, tangents)`` for a dispatcher ``d`` of ``n`` arguments and ``n``
+    tangents: it unpacks the two tuples into the call of the path used last (no
+    ``*args`` call, which costs more than the seed function's primal) and counts the hit
+    as the dispatcher does; a miss goes to ``d``; a call of another arity, with lists
+    or with a ``None`` tangent returns ``MISS``."""
+    code = _CALLERS.get(n)
+    if code is None:
+        names = lambda c: ", ".join(f"{c}{i}" for i in range(n))  # noqa: E731
+        src = _CALLER.format(n=n, ps=names("p"), ts=names("t"),
+                             nones=" or ".join(f"t{i} is None" for i in range(n)))
+        filename = f"<ad_transform jvp caller of {n} arguments>"
+        linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
+        code = _CALLERS[n] = compile(src, filename, "exec")
+    namespace = {"MISS": _MISS, "PathMiss": PathMiss, "slot": d.cache.slot,
+                 "hits": d.cache.counter, "dispatcher": d}
+    exec(code, namespace)
+    return namespace["jvp_call"]
+
+
+# id(fun) -> (weak reference to fun, its jvp caller along every argument or None, and
+# {(number of primals, wrt): (dispatcher, default values appended)} for the other calls):
+# what jvp() calls without building anything (a WeakKeyDictionary look-up, or
+# inspect.signature, costs more than the primal)
 _FAST: dict = {}
 
 
-def _remember(fun, d, n) -> None:
+def _known(fun):
     key = id(fun)
-    _FAST[key] = (weakref.ref(fun, lambda _, key=key: _FAST.pop(key, None)), d, n,
-                  d.cache.slot, d.cache.counter)
+    hit = _FAST.get(key)
+    if hit is None or hit[0]() is not fun:
+        hit = _FAST[key] = [weakref.ref(fun, lambda _, key=key: _FAST.pop(key, None)), None, {}]
+    return hit
 
 
 def jvp(fun, primals, tangents):
@@ -188,17 +227,9 @@ def jvp(fun, primals, tangents):
     loop compiles once; :func:`forward_derivative` skips even the lookup.
     """
     hit = _FAST.get(id(fun))
-    if hit is not None and hit[0]() is fun and len(tangents) == hit[2]:
-        args = (*primals, *tangents)
-        try:
-            result = hit[3][0](*args)  # the path used last, as the dispatcher tries first
-        except PathMiss:
-            try:
-                return hit[1](*args)  # the dispatcher finds or compiles the path
-            except _NoneTangent:
-                pass
-        else:
-            next(hit[4])  # counted as a hit, as the dispatcher counts it
+    if hit is not None and hit[1] is not None and hit[0]() is fun:
+        result = hit[1](primals, tangents)
+        if result is not _MISS:
             return result
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise TypeError("jvp(f, primals, tangents) takes tuples (or lists) of arguments "
@@ -210,17 +241,21 @@ def jvp(fun, primals, tangents):
     wrt = tuple(i for i, t in enumerate(tangents) if t is not None)
     if not wrt:
         raise ValueError("jvp got no tangent (all are None)")
-    params = _positional_params(fun, "jvp")
-    if len(primals) != len(params):  # defaults fill in the rest, without tangents
-        missing = [p for p in params[len(primals):] if p.default is p.empty]
-        if len(primals) > len(params) or missing:
+    known = _known(fun) if hasattr(fun, "__code__") else [None, None, {}]
+    found = known[2].get((len(primals), wrt))
+    if found is None:
+        params = _positional_params(fun, "jvp")
+        if len(primals) > len(params) or any(p.default is p.empty
+                                             for p in params[len(primals):]):
             raise TypeError(f"{fun.__qualname__}{inspect.signature(fun)} takes "
                             f"{len(params)} arguments; jvp got {len(primals)}")
-        primals = tuple(primals) + tuple(p.default for p in params[len(primals):])
-    d = _forward_dispatcher(fun, wrt, 128, 200_000)
-    if len(wrt) == len(tangents) == len(params):  # the fast path above
-        _remember(fun, d, len(params))
-    return d(*primals, *(t for t in tangents if t is not None))
+        d = _forward_dispatcher(fun, wrt, 128, 200_000)
+        found = known[2][(len(primals), wrt)] = (
+            d, tuple(p.default for p in params[len(primals):]))  # defaults: no tangents
+        if len(wrt) == len(tangents) == len(params):  # the fast path above
+            known[1] = _caller(len(params), d)
+    d, defaults = found
+    return d(*primals, *defaults, *(t for t in tangents if t is not None))
 
 
 # -- reverse mode with a cotangent ----------------------------------------------------------

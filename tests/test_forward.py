@@ -431,3 +431,21 @@ def test_transformed_functions_are_freed_with_their_caches():
         del f
     assert all(r() is None for r in refs)  # by reference counting, no collector run
     assert len(_FAST) == before
+
+
+def test_jvp_calls_of_every_form_reuse_their_compiled_paths():
+    def f(x, y, scale=2.0):
+        return x * y * scale
+
+    full, partial = forward_derivative(f, wrt=(0, 1, 2)), forward_derivative(f, wrt=0)
+    for cache in (full, partial):
+        cache.cache_clear()
+    for _ in range(3):
+        assert jvp(f, (2.0, 3.0, 2.0), (1.0, 0.0, 0.0)) == (12.0, 6.0)
+        assert jvp(f, [2.0, 3.0, 2.0], [1.0, 0.0, 0.0]) == (12.0, 6.0)  # lists
+        assert jvp(f, (2.0, 3.0, 1.0), (1.0, None, None)) == (6.0, 3.0)  # a None tangent
+    assert jvp(f, (2.0, 3.0), (1.0, None)) == (12.0, 6.0)  # scale's default, no tangent
+    assert full.cache_info().misses == 1 and full.cache_info().hits == 5
+    assert partial.cache_info().misses == 1
+    with pytest.raises(ValueError, match="tangent for y must be a float"):
+        forward_derivative(f, wrt=(0, 1))(2.0, 3.0, 1.0, 1.0, None)

@@ -327,17 +327,29 @@ def vjp(fun, *args):
     ``args`` take (the value is computed again inside it); array arguments are
     copied now, so changing them later does not change the pullback.
     """
-    _positional_params(fun, "vjp")
+    wrt = tuple(i for i, a in enumerate(args) if _differentiable(a))
+    known = _known(fun) if hasattr(fun, "__code__") else [None, None, {}]
+    defaults = known[2].get(("vjp", len(args)))
+    if defaults is None:  # checked once per function and number of arguments
+        params = _positional_params(fun, "vjp")
+        if len(args) > len(params) or any(p.default is p.empty for p in params[len(args):]):
+            raise TypeError(f"{fun.__qualname__}{inspect.signature(fun)} takes "
+                            f"{len(params)} arguments; vjp got {len(args)}")
+        defaults = known[2][("vjp", len(args))] = tuple(p.default for p in params[len(args):])
     value = fun(*args)
     args = tuple(np.array(a) if isinstance(a, np.ndarray) else a for a in args)
-    wrt = tuple(i for i, a in enumerate(args) if _differentiable(a))
     n_out = len(_leaves(value, []))
-    d = _vjp_dispatcher(fun, wrt, n_out) if wrt else None
+    d = None
+    if wrt:
+        d = known[2].get(("vjp", len(args), wrt, n_out))
+        if d is None:
+            d = known[2][("vjp", len(args), wrt, n_out)] = _vjp_dispatcher(fun, wrt, n_out)
+    full = args + defaults
     is_tuple = isinstance(value, (tuple, list))
 
     def pullback(cotangent):
         cts = _leaves(cotangent, []) if is_tuple else [cotangent]
-        grads = d(*args, *cts) if d is not None else ()
+        grads = d(*full, *cts) if d is not None else ()
         out = [None] * len(args)
         for i, g in zip(wrt, grads):
             out[i] = g

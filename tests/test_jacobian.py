@@ -253,3 +253,17 @@ def test_pullback_returns_arrays_the_caller_owns():
     (g,) = pullback(v)
     assert not np.shares_memory(g, v)
     close(g, v)
+
+
+def test_vjp_with_defaults_and_repeated_calls():
+    def f(x, scale=3.0):
+        return x * scale
+
+    for x in (1.0, 2.0, 4.0):
+        value, pullback = vjp(f, x)
+        assert value == 3.0 * x and pullback(1.0) == (3.0,)
+    value, pullback = vjp(f, 2.0, 5.0)
+    assert pullback(1.0) == (5.0, 2.0)
+    from ad_transform.cache import _CACHES
+    misses = [c.info().misses for k, c in _CACHES[f].items() if k[0] == "vjp"]
+    assert sorted(misses) == [1, 1]  # one path per wrt: (0,) with the default, and (0, 1)

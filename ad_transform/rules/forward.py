@@ -39,7 +39,7 @@ import inspect
 import numpy as np
 
 from .. import runtime
-from ..ir import Primitive, Var
+from ..ir import Primitive
 from . import builtins as B
 from . import numpy as N
 from .core import call_prim, lookup as lookup_fn, refuse, value_of

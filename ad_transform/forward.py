@@ -14,12 +14,14 @@ An operation with a VJP rule but no JVP rule raises
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from . import runtime
 from .errors import ADError, MissingRule
 from .ir import Builder, Const, Eqn, Program, Var, _cse_key, _raw
-from .lower import _contains_var
+from .values import _contains_var
 from .reverse import _describe, _owned_grad
 from .rules import builtins as B
 from .rules import forward as F
@@ -92,11 +94,11 @@ def forward(prog: Program, values: dict, wrt: tuple, tangents: tuple) -> tuple[P
             if t is not None:
                 tan[e.out] = t
         inputs = tuple(prog.inputs) + tuple(t_inputs)
-        shell = Program(prog.name, inputs, b.eqns, (), decisions, prog.namer, prog.return_loc)
+        shell = dataclasses.replace(prog, inputs=inputs, eqns=b.eqns, outputs=(),
+                                    decisions=decisions)
         value, taken = _value(b, prog.outputs[0], prog.return_loc), []
         out_tan = _out_tangent(b, prog.outputs[0], tan, shell, taken)
-    shell.outputs = ((value, out_tan),)
-    return shell, b.values
+    return dataclasses.replace(shell, outputs=((value, out_tan),)), b.values
 
 
 def _tangent(b: Builder, e, ts):
@@ -137,9 +139,9 @@ def _value(b: Builder, out, loc):
     if isinstance(out, tuple):
         return tuple(_value(b, o, loc) for o in out)
     if isinstance(out, list):
-        return b.emit(F.as_list, [_packed(b, _value(b, o, loc)) for o in out], hint="value")
+        return b.record(F.as_list, [_packed(b, _value(b, o, loc)) for o in out], hint="value")
     if isinstance(_raw(out), np.ndarray):  # a constant of the code: each call gets its own
-        return b.emit(N.copy, (_raw(out),), hint="value")
+        return b.record(N.copy, (_raw(out),), hint="value")
     if not isinstance(out, (Var, Const)) and _contains_var(out):
         raise MissingRule(f"forward mode returns floats, arrays, and tuples or lists of them; "
                           f"the function returned a {type(out).__name__} holding traced values",
@@ -150,7 +152,7 @@ def _value(b: Builder, out, loc):
 def _packed(b: Builder, x):
     """A tuple of atoms inside a list, built by one equation (an operand is one atom)."""
     if isinstance(x, tuple):
-        return b.emit(F.as_tuple, [_packed(b, i) for i in x], hint="out")
+        return b.record(F.as_tuple, [_packed(b, i) for i in x], hint="out")
     return x
 
 
@@ -159,13 +161,13 @@ def _out_tangent(b: Builder, out, tan: dict, shell: Program, taken: list):
     if isinstance(out, tuple):
         return tuple(_out_tangent(b, o, tan, shell, taken) for o in out)
     if isinstance(out, list):
-        return b.emit(F.as_list, [_packed(b, _out_tangent(b, o, tan, shell, taken))
+        return b.record(F.as_list, [_packed(b, _out_tangent(b, o, tan, shell, taken))
                                   for o in out], hint="tangent")
     value = b.value(out) if isinstance(out, Var) else _raw(out)
     t = tan.get(out) if isinstance(out, Var) else None
     if isinstance(value, np.ndarray):
         if t is None:
-            t = b.emit(N.zeros_like, (out,) if isinstance(out, Var) else (value,),
+            t = b.record(N.zeros_like, (out,) if isinstance(out, Var) else (value,),
                        {"dtype": np.float64} if value.dtype.kind != "f" else None,
                        hint="t_out")
         elif isinstance(out, Var):

@@ -18,6 +18,7 @@ refused with :class:`~ad_transform.errors.BadWrt`.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import linecache
@@ -30,7 +31,8 @@ from . import ir
 from .api import _def_loc, _dump, _resolve_wrt
 from .cache import Entry, cache_for
 from .compile import compile_function
-from .emit import emit, emit_dispatcher
+from .dispatcher import emit_dispatcher
+from .emit import emit
 from .errors import BadWrt, NonScalarOutput, UnsupportedSyntax
 from .forward import check_like, extend_entry_guard, forward
 from .ir import Namer, Var
@@ -291,11 +293,12 @@ def _build_vjp(wrt, max_eqns):
             ct_vars.append(v)
             if isinstance(y, Var):
                 seeds.append((y, v))
-        prog.eqns, prog.decisions = extend_entry_guard(prog.eqns, prog.decisions, prog.inputs,
-                                                       tuple(ct_vars), values)
+        eqns, decisions = extend_entry_guard(prog.eqns, prog.decisions, prog.inputs,
+                                             tuple(ct_vars), values)
         # inputs of the generated code (after the arguments, so wrt indices stay): the
         # reverse pass then copies a gradient that would be the caller's cotangent itself
-        prog.inputs = tuple(prog.inputs) + tuple(ct_vars)
+        prog = dataclasses.replace(prog, eqns=eqns, decisions=decisions,
+                                   inputs=tuple(prog.inputs) + tuple(ct_vars))
         full, values = reverse(prog, values, wrt, False, False, tuple(seeds))
         return _finish(fun, full, values, "vjp")
     return build

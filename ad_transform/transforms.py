@@ -28,11 +28,11 @@ import weakref
 import numpy as np
 
 from . import ir
-from .api import _def_loc, _dump, _resolve_wrt
+from .api import _LAZY_EQNS, _def_loc, _dump, _resolve_wrt
+from .api import _finish as _compile_path
 from .cache import Entry, cache_for
 from .compile import compile_function
 from .dispatcher import emit_dispatcher
-from .emit import emit
 from .errors import BadWrt, NonScalarOutput, UnsupportedSyntax
 from .forward import check_like, extend_entry_guard, forward
 from .ir import Namer, Var
@@ -72,8 +72,8 @@ def _dispatcher(fun, key, maxsize, extra_hints, build_path):
             _P(n, _P.POSITIONAL_OR_KEYWORD) for n in extras]
         fun_ref = weakref.ref(fun)  # the cache must not keep the function alive
 
-        def build(args):
-            return build_path(fun_ref(), args)
+        def build(args, compile_now=True):
+            return build_path(fun_ref(), args, compile_now)
 
         name = fun.__name__ if fun.__name__.isidentifier() else "dispatch"
         emitted = emit_dispatcher(name, dparams, cache.slot, cache, build)
@@ -84,16 +84,19 @@ def _dispatcher(fun, key, maxsize, extra_hints, build_path):
     return cache.dispatcher
 
 
-def _finish(fun, full, values, suffix):
-    """prune -> verify -> emit -> compile; the Entry and the first call's result."""
+def _finish(fun, full, values, suffix, compile_now):
+    """prune -> verify -> (emit -> compile, now or on the path's second use, as
+    :mod:`ad_transform.cache` decides); the Entry and the first call's result."""
     full = prune(full, values)
     ir.verify(full, values)
     name = f"{fun.__name__}_{suffix}" if fun.__name__.isidentifier() else suffix
-    emitted = emit(full, values, name)
-    fn, source, filename = compile_function(emitted, f"{fun.__qualname__} {suffix}")
-    if os.environ.get("AD_TRANSFORM_DUMP"):
-        _dump(f"generated source ({filename})", source)
-    return Entry(fn, full.decisions, filename), _result(full.outputs[0], values)
+    finish = functools.partial(_compile_path, name, f"{fun.__qualname__} {suffix}", True)
+    if compile_now or len(full.eqns) > _LAZY_EQNS:
+        fn, filename = finish(full, values)
+        entry = Entry(fn, full.decisions, filename)
+    else:  # runs interpreted until the path is taken again (no value of this call kept)
+        entry = Entry(None, full.decisions, None, program=full, finish=finish)
+    return entry, _result(full.outputs[0], values)
 
 
 def _result(x, values):
@@ -108,13 +111,13 @@ def _result(x, values):
 # -- forward mode ----------------------------------------------------------------------------
 
 def _build_forward(wrt, max_eqns):
-    def build(fun, args):
+    def build(fun, args, compile_now=True):
         n = len(args) - len(wrt)
         prog, values = lower(fun, args[:n], wrt, max_eqns)
         if os.environ.get("AD_TRANSFORM_DUMP"):
             _dump("lowered SSA (primal)", ir.format_program(prog))
         full, values = forward(prog, values, wrt, args[n:])
-        return _finish(fun, full, values, "jvp")
+        return _finish(fun, full, values, "jvp", compile_now)
     return build
 
 
@@ -272,7 +275,7 @@ def _leaves(x, out):
 
 
 def _build_vjp(wrt, max_eqns):
-    def build(fun, args):
+    def build(fun, args, compile_now=True):
         n = len(inspect.signature(fun).parameters)
         prog, values = lower(fun, args[:n], wrt, max_eqns)
         leaves = _leaves(prog.outputs[0], [])
@@ -300,7 +303,7 @@ def _build_vjp(wrt, max_eqns):
         prog = dataclasses.replace(prog, eqns=eqns, decisions=decisions,
                                    inputs=tuple(prog.inputs) + tuple(ct_vars))
         full, values = reverse(prog, values, wrt, False, False, tuple(seeds))
-        return _finish(fun, full, values, "vjp")
+        return _finish(fun, full, values, "vjp", compile_now)
     return build
 
 

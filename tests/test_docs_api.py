@@ -3,7 +3,7 @@
 Each block is written to its own file (ad_transform reads function sources
 from files) and run as ``__main__``.  Where a ``text`` block follows, the
 output must match it, file names aside (the docs show the names of the files
-the examples were saved as); a ``text`` block ending in ``SomeError: ...``
+the examples were saved as, and the serial numbers of generated files); a ``text`` block ending in ``SomeError: ...``
 means the block must raise that error, after printing the lines above it.  A
 block that is not a complete program (a signature summary) is reported as
 skipped.
@@ -30,8 +30,11 @@ def _blocks():
             for m in _BLOCK.finditer(text)]
 
 
+_SERIAL = re.compile(r" #\d+>")  # generated files are numbered in the order they are made
+
+
 def _normal(text: str) -> str:
-    return _FILE.sub("<file>", text).rstrip()
+    return _SERIAL.sub(" #N>", _FILE.sub("<file>", text)).rstrip()
 
 
 @pytest.mark.parametrize("line, code, want", _blocks(), ids=[f"line{b[0]}" for b in _blocks()])

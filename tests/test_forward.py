@@ -379,7 +379,8 @@ def test_every_rule_module_primitive_with_a_vjp_has_a_forward_rule():
     from ad_transform.rules import builtins as B, forward as F, math as M, numpy as NP
     scalar_only = {B.max2, B.min2} | {v for v in vars(M).values()
                                       if type(v).__name__ == "Primitive"}
-    missing = sorted(p.name for mod in (B, M, NP) for p in vars(mod).values()
+    from ad_transform.rules import runtime as R
+    missing = sorted(p.name for mod in (B, M, NP, R) for p in vars(mod).values()
                      if type(p).__name__ == "Primitive" and p.differentiable
                      and p not in F.JVPS and not p.elementwise and p not in scalar_only)
     assert missing == []

@@ -268,3 +268,13 @@ def _sort(ts, ans, x, axis=-1, kind=None, order=None, **kw):
 
 
 defjvp(N.sort, _sort)
+
+# -- the _rt helpers of adjoint code (a derivative differentiated again, rules/runtime.py):
+# linear in the adjoint ``g`` they receive, the rest piecewise constant (their VJP rules
+# are None there), so the tangent is the helper applied to ``g``'s tangent
+for _prim in (N.fit_shape, N.getitem_vjp, N.setitem_vjp, N.as_grad, N.minmax_vjp,
+              N.flat_item, N.block, N.cumsum_vjp, N.trace_vjp, N.diag_vjp, N.tile_vjp,
+              N.repeat_vjp, N.sort_vjp):
+    defjvp(_prim, linear(_prim))
+for _prim in (B.log_or_zero, N.log_or_zero):  # log, elementwise
+    defjvp(_prim, diagonal(_prim))

@@ -33,7 +33,7 @@ from .api import _finish as _compile_path
 from .cache import Entry, cache_for
 from .compile import compile_function
 from .dispatcher import emit_dispatcher
-from .errors import BadWrt, NonScalarOutput, UnsupportedSyntax
+from .errors import BadWrt, NonScalarOutput
 from .forward import check_like, extend_entry_guard, forward
 from .ir import Namer, Var
 from .lower import lower
@@ -48,10 +48,6 @@ _P = inspect.Parameter
 def _positional_params(fun, what):
     if not callable(fun) or not hasattr(fun, "__code__"):
         raise TypeError(f"{what} needs a Python function, got {fun!r}")
-    if getattr(fun, "__ad_transform__", False):
-        raise UnsupportedSyntax(
-            f"{fun.__qualname__} is already a derivative made by ad_transform; {what} of a "
-            "derivative is not supported yet")
     params = list(inspect.signature(fun).parameters.values())
     for p in params:
         if p.kind not in (_P.POSITIONAL_ONLY, _P.POSITIONAL_OR_KEYWORD):
@@ -353,7 +349,7 @@ def vjp(fun, *args):
     full = args + defaults
     is_tuple = isinstance(value, (tuple, list))
 
-    def pullback(cotangent):
+    def pullback(cotangent, _fun=fun):  # holds fun: its compiled paths are cached weakly
         cts = _leaves(cotangent, []) if is_tuple else [cotangent]
         grads = d(*full, *cts) if d is not None else ()
         out = [None] * len(args)

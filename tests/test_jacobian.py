@@ -267,3 +267,36 @@ def test_vjp_with_defaults_and_repeated_calls():
     from ad_transform.cache import _CACHES
     misses = [c.info().misses for k, c in _CACHES[f].items() if k[0] == "vjp"]
     assert sorted(misses) == [1, 1]  # one path per wrt: (0,) with the default, and (0, 1)
+
+
+# -- nesting (derivatives of derivatives: the lowering inlines gradient's generated code) --
+
+def rosen(x):
+    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+
+def test_jacobian_of_gradient_is_the_hessian():
+    from ad_transform import hessian
+    x = np.array([0.5, -0.3, 1.2, 0.8])
+    H = hessian(rosen)(x)
+    for mode in (None, "forward", "reverse"):
+        close(jacobian(gradient(rosen), mode=mode)(x), H, rtol=1e-10, atol=1e-10)
+    close(H, fd_jacobian(gradient(rosen), (x,), 0), rtol=1e-5, atol=1e-4)
+
+
+def test_jvp_and_vjp_of_gradient_are_hessian_products():
+    from ad_transform import hessian
+    x, u, v = np.array([0.5, -0.3, 1.2]), RNG.normal(size=3), RNG.normal(size=3)
+    H = hessian(rosen)(x)
+    g, Hu = jvp(gradient(rosen), (x,), (u,))
+    close(g, gradient(rosen)(x), rtol=0, atol=0)
+    close(Hu, H @ u, rtol=1e-10, atol=1e-10)
+    _, pullback = vjp(gradient(rosen), x)
+    close(pullback(v)[0], v @ H, rtol=1e-10, atol=1e-10)
+
+    def scalar(a, b):
+        if a > b:
+            return a * math.sin(b) + a ** 3
+        return b * b
+    _, t = jvp(gradient(scalar, wrt=(0, 1)), (2.0, 1.0), (1.0, 0.0))
+    close(t, (6.0 * 2.0, math.cos(1.0)), rtol=1e-12)

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import runtime
 from .errors import ADError, MissingRule
-from .ir import Builder, Const, Eqn, Program, Var, _cse_key, _raw
+from .ir import Builder, Const, Eqn, Hint, Program, Var, _cse_key, _raw
 from .values import _contains_var
 from .reverse import _describe, _owned_grad
 from .rules import builtins as B
@@ -72,7 +72,7 @@ def forward(prog: Program, values: dict, wrt: tuple, tangents: tuple) -> tuple[P
     for i, t in zip(wrt, tangents):
         x = prog.inputs[i]
         check_like("tangent", x.name, t, values[x])
-        tv = b.new_var("t_" + x.name, t)
+        tv = b.new_var(Hint("t_" + x.name, ("t", x.family)), t)
         t_inputs.append(tv)
         tan[x] = tv
     eqns, decisions = extend_entry_guard(prog.eqns, prog.decisions, prog.inputs,
@@ -121,7 +121,9 @@ def _tangent(b: Builder, e, ts):
         return None
     t = _fit(b, t, b.value(e.out))
     if isinstance(t, Var) and any(q.out is t for q in b.eqns[mark:]):
-        t.name = b.namer.fresh("t_" + e.out.name)  # made by this rule: name it after its primal
+        name = Hint("t_" + e.out.name, ("t", e.out.family))  # the tangents of one variable
+        t.name = b.namer.fresh(name)  # made by this rule: name it after its primal
+        t.family = name.family
     return t
 
 

@@ -19,12 +19,7 @@ differences call it too).
 import numpy as np
 from scipy.optimize import least_squares, minimize
 
-from ad_transform import gradient, hessian
-
-try:  # jacobian joins the library with forward mode; until then, rows of reverse mode
-    from ad_transform import jacobian
-except ImportError:  # pragma: no cover - depends on the library version
-    jacobian = None
+from ad_transform import gradient, hessian, jacobian
 
 N = 10
 CALLS = {"f": 0}
@@ -77,17 +72,6 @@ def counted_residuals(p):
     return residuals(p)
 
 
-def projected(p, u):
-    """<residuals(p), u>: its gradient in p is row u of the Jacobian (u a unit vector)."""
-    return np.sum(residuals(p) * u)
-
-
-def jacobian_by_rows(p):
-    """The Jacobian of ``residuals``, one reverse-mode row per residual."""
-    row = gradient(projected)
-    return np.array([row(p, u) for u in np.eye(T.size)])
-
-
 def report(label, res, total=None):
     evals = f"nfev={res.nfev:<4} njev={getattr(res, 'njev', 0):<4}"
     if hasattr(res, "nhev"):
@@ -113,15 +97,8 @@ def main():
     print(f"rosenbrock error = {np.abs(exact.x - 1).max():.3e}")
 
     print("\n== curve fit y = a exp(-b t) + c, least_squares ==")
-    jac = jacobian if jacobian is not None else None
-    if jac is None:
-        print("(ad_transform.jacobian is not in this version: the Jacobian is built from "
-              "reverse-mode rows, gradient(<residuals(p), u>) for each unit vector u)")
-        jac_fn = jacobian_by_rows
-    else:
-        jac_fn = jacobian(residuals)
     FIT_CALLS["f"] = 0
-    exact = least_squares(counted_residuals, P0, jac=jac_fn)
+    exact = least_squares(counted_residuals, P0, jac=jacobian(residuals))
     report("ad_transform jacobian", exact, FIT_CALLS["f"])
     FIT_CALLS["f"] = 0
     fd = least_squares(counted_residuals, P0, jac="2-point")

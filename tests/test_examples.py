@@ -190,6 +190,6 @@ def test_scipy_optimize_derivatives_match_finite_differences():
     assert np.allclose(H, np.array([numerical_gradient(lambda x: gradient(rosen)(x)[i], (x,), 0)
                                     for i in range(10)]), rtol=1e-5, atol=1e-4)
     p = np.array([2.0, 1.1, 0.4])
-    J = ns["jacobian_by_rows"](p)
+    J = ns["jacobian"](residuals)(p)
     fd = np.array([numerical_gradient(lambda p: residuals(p)[i], (p,), 0) for i in range(J.shape[0])])
     assert np.allclose(J, fd, rtol=1e-6, atol=1e-7)

@@ -34,17 +34,16 @@ unflatten = defprim("tree.unflatten", T.unflatten, ("call", "_tree", "unflatten"
                     hint="tree", root=T)
 rebuild = defprim("tree.rebuild", T.rebuild, ("call", "_tree", "rebuild"), hint="aux", root=T)
 
+# reads of a tree's leaves: not ``B.getitem`` and not opaque, so no guard follows them
+# (their signatures are in the structure guard)
 _item = defzero(defprim("tree_item", operator.getitem, ("getitem",), hint="leaf"))
-_item.tree_leaf = True  # its signature is checked by the structure guard
 _ATTRS: dict = {}
 
 
 def _attr(name):
     if name not in _ATTRS:
-        prim = defzero(defprim(f"tree_attr_{name}", operator.attrgetter(name),
-                               ("getattr", name), hint=name))
-        prim.tree_leaf = True
-        _ATTRS[name] = prim
+        _ATTRS[name] = defzero(defprim(f"tree_attr_{name}", operator.attrgetter(name),
+                                       ("getattr", name), hint=name))
     return _ATTRS[name]
 
 

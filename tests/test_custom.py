@@ -409,3 +409,34 @@ def test_gradients_never_alias_arrays_that_custom_code_returns():
     g[:] = 0.0
     assert np.array_equal(COEF, before)
     check_gradient(lambda x: np.sum(scale_by_coef(x) ** 2), np.ones(5))
+
+
+@custom_vjp
+def cube3(x):
+    return x ** 3
+
+
+def _cube3_rule(g, ans, x):
+    return g * 3.0 * x * x
+
+
+cube3.defvjp(_cube3_rule)
+
+
+def test_second_order_inlines_the_rule_as_python():
+    def f(x):
+        return cube3(x) * 2.0 + x
+
+    d2 = gradient(gradient(f))
+    for x0 in (1.5, -0.7):
+        want = numerical_gradient(gradient(f), (x0,), 0)  # FD of the first derivative
+        assert math.isclose(d2(x0), want, rel_tol=1e-6)
+        assert math.isclose(d2(x0), 12.0 * x0, rel_tol=1e-9)
+
+
+def test_second_order_of_stop_gradient_is_zero_as_in_jax():
+    def h(x):
+        return x * stop_gradient(x * x)
+
+    # the first derivative is stop_gradient(x * x): held constant again
+    assert gradient(h)(2.0) == 4.0 and gradient(gradient(h))(2.0) == 0.0

@@ -10,15 +10,18 @@
 """
 from . import testing
 from .api import derivative_source, gradient, value_and_gradient
+from .custom import custom_vjp, defvjp, stop_gradient
 from .higher import hessian, hvp
 from .transforms import forward_derivative, jacobian, jvp, vjp
-from .errors import (ADError, BadWrt, MissingRule, NonScalarOutput, PathTooLong,
+from .errors import (ADError, BadRule, BadWrt, MissingRule, NonScalarOutput, PathTooLong,
                      SourceUnavailable, UnsupportedSyntax)
+from .pytree import tree_flatten, tree_map, tree_unflatten
 
 __all__ = [
     "gradient", "value_and_gradient", "derivative_source", "hessian", "hvp", "testing",
     "jvp", "forward_derivative", "vjp", "jacobian",
+    "custom_vjp", "defvjp", "stop_gradient", "tree_flatten", "tree_unflatten", "tree_map",
     "ADError", "UnsupportedSyntax", "MissingRule", "SourceUnavailable", "NonScalarOutput",
-    "BadWrt", "PathTooLong",
+    "BadWrt", "PathTooLong", "BadRule",
 ]
 __version__ = "0.1.0"

@@ -8,6 +8,7 @@ stderr as it runs.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 import inspect
@@ -27,30 +28,38 @@ from .emit import emit
 from .errors import BadWrt, NonScalarOutput, SourceUnavailable, UnsupportedSyntax
 from .lower import lower
 from .reverse import prune, reverse
+from .rules.pytree import build_aux
 from .source import get_source
 
 __all__ = ["gradient", "value_and_gradient", "derivative_source"]
 
 
-def gradient(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 200_000):
+def gradient(fun=None, wrt=0, *, has_aux: bool = False, maxsize: int = 128,
+             max_eqns: int = 200_000):
     """The gradient of ``fun`` with respect to the argument(s) ``wrt``.
 
     ``wrt`` is a parameter index, a parameter name, or a tuple of them; an int
-    or a name gives one gradient, a tuple gives a tuple.  Works as
-    ``gradient(f)``, ``@gradient`` and ``@gradient(wrt=(0, 1))``.  The
-    returned function has ``.source(*args)`` (the generated derivative for
-    the path these arguments take), ``.cache_info()`` and ``.cache_clear()``.
+    or a name gives one gradient, a tuple gives a tuple.  A ``wrt`` argument
+    may be a float, an int, an array or a tree of them (nested lists, tuples,
+    namedtuples, dicts, dataclasses): its gradient has the same structure.
+    With ``has_aux=True``, ``fun`` returns ``(loss, aux)`` and the result is
+    ``(gradient, aux)``.  Works as ``gradient(f)``, ``@gradient`` and
+    ``@gradient(wrt=(0, 1))``.  The returned function has ``.source(*args)``
+    (the generated derivative for the path these arguments take),
+    ``.cache_info()`` and ``.cache_clear()``.
     """
     if fun is None:
-        return lambda f: _make(f, wrt, False, maxsize, max_eqns)
-    return _make(fun, wrt, False, maxsize, max_eqns)
+        return lambda f: _make(f, wrt, False, maxsize, max_eqns, has_aux)
+    return _make(fun, wrt, False, maxsize, max_eqns, has_aux)
 
 
-def value_and_gradient(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 200_000):
-    """Like :func:`gradient`, but returns ``(value, gradient)`` from one evaluation."""
+def value_and_gradient(fun=None, wrt=0, *, has_aux: bool = False, maxsize: int = 128,
+                       max_eqns: int = 200_000):
+    """Like :func:`gradient`, but returns ``(value, gradient)`` from one evaluation
+    (``((loss, aux), gradient)`` with ``has_aux=True``)."""
     if fun is None:
-        return lambda f: _make(f, wrt, True, maxsize, max_eqns)
-    return _make(fun, wrt, True, maxsize, max_eqns)
+        return lambda f: _make(f, wrt, True, maxsize, max_eqns, has_aux)
+    return _make(fun, wrt, True, maxsize, max_eqns, has_aux)
 
 
 def derivative_source(fun, *args, wrt=0, **kwargs) -> str:
@@ -147,8 +156,36 @@ class _NoCyclicGC:
                 gc.enable()
 
 
+def _split_aux(prog, values):
+    """``fun`` returned ``(loss, aux)``: the program returns ``loss``; ``aux`` apart."""
+    (out,) = prog.outputs
+    if not (type(out) in (tuple, list) and len(out) == 2):
+        value = values[out] if isinstance(out, ir.Var) else out
+        what = f"a {type(value).__name__}" + (f" of length {len(value)}" if isinstance(
+            value, (tuple, list)) else "")
+        raise NonScalarOutput(f"{prog.name} returned {what}; with has_aux=True it must return "
+                              "a pair (loss, aux)", prog.return_loc)
+    return dataclasses.replace(prog, outputs=(out[0],)), out[1]
+
+
+def _attach_aux(full, values, aux, with_value):
+    """Append the equation building ``aux`` (after the adjoints, so no in-place update
+    of the gradient code can touch an array in it) and return it beside the gradient."""
+    b = ir.Builder(full.namer)
+    b.values, b.eqns = values, list(full.eqns)
+    (out,) = full.outputs
+    grads = out[1] if with_value else out
+    owned = grads if isinstance(grads, tuple) else (grads,)
+    with b:
+        atom = build_aux(b, aux, full.return_loc, owned)
+    if with_value:
+        value, grads = out
+        return dataclasses.replace(full, eqns=b.eqns, outputs=(((value, atom), grads),))
+    return dataclasses.replace(full, eqns=b.eqns, outputs=((out, atom),))
+
+
 def _build(fun, args, wrt, single, with_value, max_eqns, compile_now=True,
-           for_lowering=False):
+           for_lowering=False, has_aux=False):
     """The pipeline: one new path for ``args``, and its result.
 
     The concrete values of the first call (``values``) pass through the stages
@@ -160,17 +197,21 @@ def _build(fun, args, wrt, single, with_value, max_eqns, compile_now=True,
     """
     with _NoCyclicGC():
         return _pipeline(fun, args, wrt, single, with_value, max_eqns,
-                         compile_now or for_lowering, for_lowering)
+                         compile_now or for_lowering, for_lowering, has_aux=has_aux)
 
 
 def _pipeline(fun, args, wrt, single, with_value, max_eqns, compile_now=True,
-              for_lowering=False):
+              for_lowering=False, has_aux=False):
     dump = os.environ.get("AD_TRANSFORM_DUMP")
     prog, values = lower(fun, args, wrt, max_eqns)
+    if has_aux:
+        prog, aux = _split_aux(prog, values)
     _check_output(prog, values)
     if dump:
         _dump("lowered SSA (primal)", ir.format_program(prog))
     full, values = reverse(prog, values, wrt, single, with_value)
+    if has_aux:
+        full = _attach_aux(full, values, aux, with_value)
     full = prune(full, values)
     ir.verify(full, values)
     if dump:
@@ -324,14 +365,14 @@ class _State:
         return types.FunctionType(self.code, {}, self.fun.__name__, None, cells or None)
 
 
-def _make(fun, wrt, with_value, maxsize, max_eqns):
+def _make(fun, wrt, with_value, maxsize, max_eqns, has_aux=False):
     if not callable(fun) or not hasattr(fun, "__code__"):
         raise TypeError(f"gradient needs a Python function, got {fun!r}")
     inner = getattr(fun, "__ad_transform__", None)
     sig = inspect.signature(fun)
     params = list(sig.parameters.values())
     wrt_idx, single = _resolve_wrt(fun, params, wrt)
-    key = (wrt_idx, single, with_value, max_eqns)
+    key = (wrt_idx, single, with_value, max_eqns) + (("has_aux",) if has_aux else ())
     if inner is not None:
         # a derivative of a derivative: keyed by the user's function and the chain; the
         # inner wrapper is held weakly and made again if it is gone (gradient(gradient(f))
@@ -353,11 +394,12 @@ def _make(fun, wrt, with_value, maxsize, max_eqns):
         return tuple(ba.arguments[p.name] for p in params)
 
     def build(args, compile_now=True):
-        return _build(fun_ref(), args, wrt_idx, single, with_value, max_eqns, compile_now)
+        return _build(fun_ref(), args, wrt_idx, single, with_value, max_eqns, compile_now,
+                      has_aux=has_aux)
 
     def build_for_lowering(args, compile_now=True):  # read back as source: always compiled
         return _build(fun_ref(), args, wrt_idx, single, with_value, max_eqns,
-                      for_lowering=True)
+                      for_lowering=True, has_aux=has_aux)
 
     def lowering_entry(values):
         lowering = cache_for(root, ("for lowering", chain), maxsize)
@@ -391,7 +433,7 @@ def _make(fun, wrt, with_value, maxsize, max_eqns):
     base = inner.name if inner is not None else fun.__name__
 
     def remake():
-        return _make(fun_ref(), wrt, with_value, maxsize, max_eqns)
+        return _make(fun_ref(), wrt, with_value, maxsize, max_eqns, has_aux)
 
     wrapper.__ad_transform__ = Derivative(root, chain, bind, lowering_entry,
                                           f"{base}_{'value_and_grad' if with_value else 'grad'}",

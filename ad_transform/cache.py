@@ -25,7 +25,7 @@ from .compile import source_lines
 from .ir import Const, Var
 from .runtime import PathMiss, same, signatures
 
-__all__ = ["CacheInfo", "PathCache", "Entry", "cache_for"]
+__all__ = ["CacheInfo", "PathCache", "Entry", "cache_for", "clear_all"]
 
 CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "maxsize", "currsize"])
 
@@ -431,3 +431,11 @@ def cache_for(fn, key, maxsize: int) -> PathCache:
         if cache is None or cache.maxsize != maxsize:
             cache = per_fn[key] = PathCache(maxsize)
         return cache
+
+
+def clear_all() -> None:
+    """Drop every compiled path of every function (a derivative rule they call changed)."""
+    with _LOCK:
+        caches = [c for per_fn in list(_CACHES.values()) for c in per_fn.values()]
+    for cache in caches:
+        cache.clear()

@@ -18,6 +18,7 @@ __all__ = [
     "NonScalarOutput",
     "BadWrt",
     "PathTooLong",
+    "BadRule",
 ]
 
 
@@ -103,3 +104,8 @@ class BadWrt(ADError, ValueError):
 
 class PathTooLong(ADError):
     """The unrolled control path exceeded the equation budget (a runaway loop?)."""
+
+
+class BadRule(ADError):
+    """A user's derivative rule (``custom_vjp``/``defvjp``) raised or returned a value
+    that is not a real number or array shaped like its argument."""

@@ -175,6 +175,8 @@ class Program:
     # set by the reverse pass: (adjoint, primal variable, exact) for every adjoint and
     # gradient (exact: a gradient, which must have its input's shape)
     adjoints: list = field(default_factory=list, repr=False)
+    # wrt index -> (TreeDef, leaf Vars) for a structured wrt argument (see pytree.py)
+    trees: dict = field(default_factory=dict, repr=False)
 
     def __str__(self) -> str:
         return format_program(self)

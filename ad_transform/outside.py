@@ -339,10 +339,13 @@ class OutsideValues:
                 roots.extend(v.values() if isinstance(v, dict) else v)
         return False
 
-    def _check_wrt(self, name, value):
+    def _param_loc(self, name):
         a = self.src.node.args  # errors point at the parameter in the signature
-        loc = next((self.loc(p) for p in a.posonlyargs + a.args + a.kwonlyargs if p.id == name),
-                   self.loc(self.src.node))
+        return next((self.loc(p) for p in a.posonlyargs + a.args + a.kwonlyargs if p.id == name),
+                    self.loc(self.src.node))
+
+    def _check_wrt(self, name, value):
+        loc = self._param_loc(name)
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         dtype = getattr(value, "dtype", None)
         if dtype is not None and hasattr(value, "shape"):
@@ -358,4 +361,5 @@ class OutsideValues:
                          "inputs only", loc)
         if not ok:
             raise BadWrt(f"argument {name!r} is a {type(value).__name__}; a wrt argument must "
-                         "be a float, an int or a NumPy array", loc)
+                         "be a float, an int, a NumPy array or a tree of them (lists, tuples, "
+                         "dicts, namedtuples, dataclasses)", loc)

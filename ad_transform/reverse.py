@@ -25,6 +25,7 @@ from .ir import Builder, Const, Hint, Program, Var, _cse_key, _raw, output_vars
 from .rules import builtins as B
 from .rules import numpy as N
 from .rules import numpy_kernels as K
+from .rules import pytree as T
 
 __all__ = ["reverse", "prune"]
 
@@ -60,7 +61,7 @@ def reverse(prog: Program, values: dict, wrt: tuple, single: bool,
             e.prim, e.ins, dict(e.params))
         if key is not None:
             b.seen.setdefault(key, e.out)
-    wrt_vars = [prog.inputs[i] for i in wrt]
+    wrt_vars = T.wrt_vars(prog, wrt)  # a tree argument: its leaves
     active = _active_set(prog, wrt_vars)
     (out,) = prog.outputs
     adj: dict = {}
@@ -73,9 +74,10 @@ def reverse(prog: Program, values: dict, wrt: tuple, single: bool,
                     adj[y] = ct if y not in adj else b.apply(B.add, (adj[y], ct))
         elif isinstance(out, Var) and out in active:
             adj[out] = _seed(b.value(out))
+        leaves = set(wrt_vars) - set(prog.inputs)
         for e in reversed(prog.eqns):
-            if e.out is None or e.out not in adj:
-                continue
+            if e.out is None or e.out not in adj or e.out in leaves:
+                continue  # (a tree's leaf keeps its adjoint: it is a gradient)
             g = adj.pop(e.out)
             b.loc = e.loc
             g = _spread(b, e, g, active)
@@ -104,6 +106,7 @@ def reverse(prog: Program, values: dict, wrt: tuple, single: bool,
                 g = _owned_grad(b, g, x, prog, [b.value(t) for t in grads])
             grads.append(g)
             record.append((g, x, True))
+        grads = T.regroup(b, prog, wrt, grads)
         if with_value and isinstance(_raw(out), np.ndarray):  # a constant of the code:
             out = b.record(N.copy, (_raw(out),), hint="value")  # each call gets its own
     ret = grads[0] if single else tuple(grads)
@@ -242,11 +245,25 @@ def _outside_arrays(prog: Program, values: dict):
     for v in prog.inputs:
         yield values[v]
     for e in prog.eqns:
-        if e.prim is B.load_global or e.prim is B.load_cell:
+        if e.prim is B.load_global or e.prim is B.load_cell or _read_from(e, values):
             yield values[e.out]
         for a in e.ins:
             if isinstance(a, Const):
                 yield a.value
+
+
+def _read_from(e, values) -> bool:
+    """``e`` reads a value out of a container or an object (``data['X']``, ``p.W``, an
+    opaque call): the array it gives is the caller's, not one this code made."""
+    if getattr(e.prim, "user_code", False):  # a call of a custom function or rule: its
+        return e.out is not None  # result may be an array the user's code keeps
+    if e.phase != "primal" or e.out is None:
+        return False
+    form = e.prim.form[0]
+    if form == "getitem":
+        return not isinstance(_raw(e.ins[0]) if isinstance(e.ins[0], Const)
+                              else values.get(e.ins[0]), np.ndarray)
+    return form in ("getattr", "call_obj") or _opaque_method(e.prim)
 
 
 def _accumulate(b: Builder, adj: dict, x: Var, contrib, mark: int, owned: dict) -> None:

@@ -159,6 +159,8 @@ def same(v, expect) -> bool:
     if t is np.ndarray:  # its values are baked into the path: changed in place, it differs
         return v.shape == expect.shape and v.dtype == expect.dtype and np.array_equal(
             v, expect, equal_nan=v.dtype.kind in "fc")
+    if getattr(t, "_same_by_eq", False):  # a pytree.TreeDef: compared by its structure
+        return v == expect
     return v is expect
 
 

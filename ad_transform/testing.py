@@ -18,9 +18,22 @@ def _is_array(x) -> bool:
 
 
 def numerical_gradient(f, args, i, eps=1e-6):
-    """Central finite differences of ``f(*args)`` with respect to argument ``i``."""
+    """Central finite differences of ``f(*args)`` with respect to argument ``i``
+    (a tree of floats and arrays gives a tree, ``None`` at its static leaves)."""
+    from .pytree import is_tree, tree_flatten
     args = list(args)
     x = args[i]
+    if is_tree(x):
+        leaves, treedef = tree_flatten(x)
+
+        def at_leaf(k):
+            def g(*a):
+                new = list(leaves)
+                new[k] = a[i]
+                return f(*a[:i], treedef.unflatten(*new, static=True), *a[i + 1:])
+            return numerical_gradient(g, args[:i] + [leaves[k]] + args[i + 1:], i, eps)
+
+        return treedef.unflatten(*(at_leaf(k) for k in range(len(leaves))))
 
     def at(value):
         args[i] = value
@@ -46,6 +59,14 @@ def numerical_gradient(f, args, i, eps=1e-6):
 
 
 def _rows(name, ad, fd):
+    from .pytree import is_tree, paths, show_path, tree_flatten
+    if is_tree(ad) or is_tree(fd):
+        (ad_leaves, td), (fd_leaves, _) = tree_flatten(ad), tree_flatten(fd)
+        if len(ad_leaves) != len(fd_leaves):
+            raise AssertionError(f"the gradient of {name} is {ad!r}, finite differences {fd!r}")
+        for path, a, n in zip(paths(td), ad_leaves, fd_leaves):
+            yield from _rows(show_path(name, path), a, n)
+        return
     if _is_array(ad) or _is_array(fd):
         import numpy as np
         ad_a, fd_a = np.asarray(ad, dtype=float), np.asarray(fd, dtype=float)

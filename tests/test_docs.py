@@ -4,7 +4,7 @@ Which blocks run:
 
 * in the files of ``RUN_ALL`` (docs/api.md, docs/extending.md) every ```python block,
   except one preceded by ``<!-- norun: why -->``;
-* in the other docs, the blocks preceded by ``<!-- run -->``.
+* in the other docs and README.md, the blocks preceded by ``<!-- run -->``.
 
 A block preceded by ``<!-- run: output -->`` must also print exactly the ```text block
 that follows it (an uncaught exception at the end prints as ``Type: message``).  Each
@@ -56,7 +56,7 @@ def blocks(path: Path):
     return out
 
 
-CASES = [case for doc in sorted(DOCS.glob("*.md")) for case in blocks(doc)]
+CASES = [case for doc in [*sorted(DOCS.glob("*.md")), ROOT / "README.md"] for case in blocks(doc)]
 
 
 def test_the_runner_finds_the_examples():

@@ -26,6 +26,8 @@ from .reverse import _describe, _owned_grad
 from .rules import builtins as B
 from .rules import forward as F
 from .rules import numpy as N
+from .rules import pytree as P
+from . import pytree as T
 
 __all__ = ["forward", "extend_entry_guard", "check_like"]
 
@@ -69,14 +71,28 @@ def forward(prog: Program, values: dict, wrt: tuple, tangents: tuple) -> tuple[P
     b.phase = "tangent"
     tan: dict = {}
     t_inputs = []
+    trees = prog.trees or {}
+    entry_loc = next((e.loc for e in prog.eqns if e.prim is B.guard_types), prog.return_loc)
+    reads = Builder(prog.namer)  # the reads of tree tangents, put after the entry guard
+    reads.values, reads.phase, expects = b.values, "tangent", []
     for i, t in zip(wrt, tangents):
         x = prog.inputs[i]
-        check_like("tangent", x.name, t, values[x])
+        if i not in trees:
+            check_like("tangent", x.name, t, values[x])
         tv = b.new_var(Hint("t_" + x.name, ("t", x.family)), t)
         t_inputs.append(tv)
-        tan[x] = tv
+        if i in trees:
+            with reads:
+                found, t_td = _tree_tangent(reads, x.name, tv, t, trees[i], values,
+                                            1 + len(expects), entry_loc)
+            tan.update(found)
+            expects.append(t_td)
+        else:
+            tan[x] = tv
     eqns, decisions = extend_entry_guard(prog.eqns, prog.decisions, prog.inputs,
                                          tuple(t_inputs), b.values)
+    if expects:
+        eqns, decisions = _after_entry(eqns, decisions, reads.eqns, tuple(expects))
     with b:
         for e in eqns:
             b.append(e)
@@ -99,6 +115,42 @@ def forward(prog: Program, values: dict, wrt: tuple, tangents: tuple) -> tuple[P
         value, taken = _value(b, prog.outputs[0], prog.return_loc), []
         out_tan = _out_tangent(b, prog.outputs[0], tan, shell, taken)
     return dataclasses.replace(shell, outputs=((value, out_tan),)), b.values
+
+
+def _tree_tangent(b: Builder, name, tv, t, tree, values, index, loc):
+    """The tangent ``tv`` (value ``t``) of the tree input ``name``: its structure guarded
+    (decision ``index``), checked against the
+    argument's on this first call (same containers and keys, each leaf shaped like the
+    argument's leaf there), and one read per leaf.  Returns ``({leaf: tangent of it},
+    the tangent's structure)``."""
+    td, leaves = tree
+    b.loc = loc
+    t_td = P.guard_tree(b, tv, "t_" + name, t, index)
+    where = T.mismatch(td, t_td, "t_" + name)
+    if where is not None:
+        raise ValueError(f"the tangent for {name} must have {name}'s structure: {where}")
+    paths = T.paths(td)
+    t_leaves = P.read_leaves(b, "t_" + name, tv, paths)
+    for path, leaf, t_leaf in zip(paths, leaves, t_leaves):
+        check_like("tangent", T.show_path(name, path), b.values[t_leaf], values[leaf])
+    return dict(zip(leaves, t_leaves)), t_td
+
+
+def _after_entry(eqns: list, decisions: tuple, block: list, expects: tuple):
+    """``block`` (whose guards are decisions ``1 .. len(expects)``) put right after the
+    entry guard; the later guards renumbered, so guards run in the order of their
+    decisions."""
+    m, out, k = len(expects), [], None
+    for e in eqns:
+        if e.prim.is_guard:
+            params = dict(e.params)
+            if params["index"] == 0:
+                k = len(out)
+            else:
+                params["index"] += m
+                e = dataclasses.replace(e, params=tuple(sorted(params.items())))
+        out.append(e)
+    return out[:k + 1] + list(block) + out[k + 1:], (decisions[0],) + expects + decisions[1:]
 
 
 def _tangent(b: Builder, e, ts):
@@ -138,10 +190,12 @@ def _fit(b: Builder, t, like):
 def _value(b: Builder, out, loc):
     """The value returned: tuples and lists of numbers and arrays (anything else holding a
     traced value is refused: the emitter writes out tuples and lists only)."""
-    if isinstance(out, tuple):
+    if type(out) is tuple:
         return tuple(_value(b, o, loc) for o in out)
-    if isinstance(out, list):
+    if type(out) is list:
         return b.record(F.as_list, [_packed(b, _value(b, o, loc)) for o in out], hint="value")
+    if T.is_tree(out):  # a dict, namedtuple or dataclass: built anew on every call
+        return _rebuilt(b, out, lambda o: _value(b, o, loc), "value")
     if isinstance(_raw(out), np.ndarray):  # a constant of the code: each call gets its own
         return b.record(N.copy, (_raw(out),), hint="value")
     if not isinstance(out, (Var, Const)) and _contains_var(out):
@@ -149,6 +203,19 @@ def _value(b: Builder, out, loc):
                           f"the function returned a {type(out).__name__} holding traced values",
                           loc)
     return out
+
+
+def _rebuilt(b: Builder, out, each, hint):
+    """The tree ``out`` (a dict, namedtuple or dataclass of atoms) with ``each`` applied
+    to its leaves, as one ``_tree.rebuild`` (new containers on every call)."""
+    atoms = []
+
+    def leaf(o):
+        atoms.append(each(o))
+        return ("leaf", None)
+
+    td = T.TreeDef(T._node(out, leaf), hint + "_tree")
+    return b.record(P.rebuild, (Const(td), *atoms), hint=hint)
 
 
 def _packed(b: Builder, x):
@@ -160,11 +227,13 @@ def _packed(b: Builder, x):
 
 def _out_tangent(b: Builder, out, tan: dict, shell: Program, taken: list):
     """The tangent of an output: a float for a number, an owned array for an array."""
-    if isinstance(out, tuple):
+    if type(out) is tuple:
         return tuple(_out_tangent(b, o, tan, shell, taken) for o in out)
-    if isinstance(out, list):
+    if type(out) is list:
         return b.record(F.as_list, [_packed(b, _out_tangent(b, o, tan, shell, taken))
                                   for o in out], hint="tangent")
+    if T.is_tree(out):
+        return _rebuilt(b, out, lambda o: _out_tangent(b, o, tan, shell, taken), "tangent")
     value = b.value(out) if isinstance(out, Var) else _raw(out)
     t = tan.get(out) if isinstance(out, Var) else None
     if isinstance(value, np.ndarray):

@@ -30,6 +30,8 @@ from .compile import compile_function
 from .dispatcher import emit_dispatcher
 from .emit import emit
 from .lower import lower
+from .pytree import is_tree
+from .transforms import jacobian
 from .reverse import prune, reverse
 from .rules import builtins as B
 from .rules import numpy as N
@@ -58,27 +60,47 @@ def _inner_product_function(fun, grad_f, params, single):
     base = fun.__name__ if fun.__name__.isidentifier() else "f"
     head = f"def {base}_hvp({', '.join([p.name for p in params] + [v])}):\n"
     head += f"    g = grad_f({', '.join(call)})\n"
-    if single:
-        body = (f"    if isinstance(g, float):\n"
-                f"        return g * {v}\n"
-                f"    return (g * {v}).sum()\n")
-    else:
-        body = (f"    total = 0.0\n"
-                f"    for g_i, v_i in zip(g, {v}):\n"
-                f"        if isinstance(g_i, float):\n"
-                f"            total = total + g_i * v_i\n"
-                f"        else:\n"
-                f"            total = total + (g_i * v_i).sum()\n"
-                f"    return total\n")
-    text = head + body
+    body = f"    return _vdot(g, {v})\n"
+    text = head + body + _VDOT
     filename = f"<ad_transform {fun.__qualname__} hvp #{next(_serial)}>"
     lines = text.splitlines(True)
     linecache.cache[filename] = (len(text), None, lines, filename)
-    namespace = {"grad_f": grad_f}
+    namespace = {"grad_f": grad_f, "np": np}
     exec(compile(text, filename, "exec"), namespace)
     h = namespace.pop(f"{base}_hvp")  # not in its own globals: its cache must not hold it
     weakref.finalize(h, _forget, filename, lines)
     return h
+
+
+# <g, v> for a gradient g and a vector v of the same structure (floats, arrays, and tuples,
+# lists, namedtuples, dicts and dataclasses of them): read by the lowering like the user's
+# code, so each container is walked while lowering and the generated code is straight-line
+_VDOT = """
+
+def _vdot(g, v):
+    if g is None:
+        return 0.0
+    if isinstance(g, float):
+        return g * v
+    if isinstance(g, np.ndarray):
+        return (g * v).sum()
+    if isinstance(g, dict):
+        total = 0.0
+        for k in g:
+            total = total + _vdot(g[k], v[k])
+        return total
+    if isinstance(g, (tuple, list)):
+        total = 0.0
+        for g_i, v_i in zip(g, v):
+            total = total + _vdot(g_i, v_i)
+        return total
+    if hasattr(g, "__dataclass_fields__"):
+        total = 0.0
+        for name in g.__dataclass_fields__:
+            total = total + _vdot(getattr(g, name), getattr(v, name))
+        return total
+    return g * v
+"""
 
 
 def _forget(filename, lines):
@@ -218,6 +240,8 @@ def hessian(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 200_000):
                                                max_eqns)
         fast_grad = grad_f  # keeps the gradient wrapper (and the fast path's root) alive
 
+    tree_hessian = []  # jacobian(gradient(f)), made at the first call with a tree
+
     @functools.wraps(fun)
     def hess(*args, **kwargs):
         if fast is not None and not kwargs and len(args) == len(params):
@@ -228,6 +252,15 @@ def hessian(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 200_000):
             vals = [ba.arguments[p.name] for p in params]
         if fast is not None and type(vals[wrt_idx[0]]) is np.ndarray:
             return fast(*vals)  # one compiled function: the gradient once, n sweeps
+        if any(is_tree(vals[i]) for i in wrt_idx):  # blocks nested as the trees are
+            if not tree_hessian:
+                tree_hessian.append(jacobian(gradient(fun, wrt, maxsize=maxsize,
+                                                      max_eqns=max_eqns), wrt,
+                                             mode="forward", maxsize=maxsize,
+                                             max_eqns=max_eqns))
+            if fast is not None and not kwargs and len(args) == len(params):
+                return tree_hessian[0](*vals)
+            return tree_hessian[0](*ba.args, **ba.kwargs)
         shapes = [np.shape(vals[i]) for i in wrt_idx]
         zeros = [np.zeros(s) if s else 0.0 for s in shapes]
         rows = [[] for _ in wrt_idx]  # rows[i][k]: the products with unit vector k of i

@@ -317,3 +317,45 @@ def var_name(name: str, path) -> str:
         s = str(key)
         parts.append(s if s.isidentifier() or s.isdigit() else "k")
     return "_".join(parts)
+
+
+def flatten_with(x, value_of):
+    """``(leaves, treedef)`` of a tree whose items may stand for values (the lowering's
+    traced variables): ``value_of(item)`` is what classifies an item as a leaf or a static
+    leaf, so the treedef is the one :func:`tree_flatten` gives for the values."""
+    leaves = []
+
+    def leaf(v):
+        node = _leaf_node(value_of(v))
+        if node[0] == "leaf":
+            leaves.append(v)
+        return node
+
+    return leaves, TreeDef(_node(x, leaf))
+
+
+def mismatch(like: TreeDef, given: TreeDef, name: str):
+    """``None`` if ``given`` (a tangent, a cotangent, a vector) has the containers of
+    ``like``: the same container types, keys in the same order and lengths, a leaf where
+    ``like`` has a leaf (its shape is checked apart), and ``None`` or the same value where
+    ``like`` has a static leaf.  Otherwise a sentence saying where they differ."""
+
+    def walk(a, b, path):
+        where = show_path(name, path)
+        if a[0] == "leaf":
+            return None if b[0] == "leaf" else f"{where} must be a number or an array, " \
+                f"like the argument's leaf there; got {_show(b)}"
+        if a[0] == "static":
+            if b[0] == "static" and (b[2] is None or (b[1] is a[1] and b[2] == a[2])):
+                return None
+            return f"{where} must be None (or {a[2]!r}, as in the argument); got {_show(b)}"
+        if b[0] != a[0] or b[1] is not a[1] or b[2] != a[2]:
+            return f"{where} must be a {_show(a)}, with the argument's containers and keys; " \
+                f"got {_show(b)}"
+        for k, ca, cb in zip(_keys(a), a[3], b[3]):
+            found = walk(ca, cb, path + ((a[0], k),))
+            if found is not None:
+                return found
+        return None
+
+    return walk(like.node, given.node, ())

@@ -18,6 +18,7 @@ refused with :class:`~ad_transform.errors.BadWrt`.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import inspect
@@ -28,6 +29,7 @@ import weakref
 import numpy as np
 
 from . import ir
+from . import pytree as T
 from .api import _LAZY_EQNS, _def_loc, _dump, _resolve_wrt
 from .api import _finish as _compile_path
 from .cache import Entry, cache_for
@@ -45,16 +47,59 @@ __all__ = ["jvp", "forward_derivative", "vjp", "jacobian"]
 _P = inspect.Parameter
 
 
-def _positional_params(fun, what):
+def _params(fun, what):
     if not callable(fun) or not hasattr(fun, "__code__"):
         raise TypeError(f"{what} needs a Python function, got {fun!r}")
-    params = list(inspect.signature(fun).parameters.values())
+    return list(inspect.signature(fun).parameters.values())
+
+
+def _positional_params(fun, what):
+    params = _params(fun, what)
     for p in params:
         if p.kind not in (_P.POSITIONAL_ONLY, _P.POSITIONAL_OR_KEYWORD):
             raise BadWrt(f"{what} passes arguments by position only, and {fun.__qualname__} "
                          f"has the parameter {p}; wrap it in a function of positional "
-                         "parameters", _def_loc(fun))
+                         "parameters, or use jvp/vjp/jacobian, which fill it in", _def_loc(fun))
     return params
+
+
+class _Fresh:
+    """A fill-in made anew on every call (``{}`` for ``**kwargs``)."""
+
+    def __init__(self, make):
+        self.make = make
+
+
+def _fill(fun, n, what):
+    """``fun``'s parameters and the values of those after the first ``n`` (given by
+    position): their defaults, ``()`` for ``*args`` and a new ``{}`` for ``**kwargs``."""
+    params = _params(fun, what)
+    named = sum(p.kind in (_P.POSITIONAL_ONLY, _P.POSITIONAL_OR_KEYWORD) for p in params)
+    if n > named:
+        if any(p.kind is _P.VAR_POSITIONAL for p in params):
+            raise BadWrt(f"{what} gives each argument its own tangent or gradient, and "
+                         f"{fun.__qualname__}{inspect.signature(fun)} collects extra "
+                         "positional arguments in *args: pass them as one tuple argument "
+                         "(a tree) of a function with named parameters", _def_loc(fun))
+        raise TypeError(f"{fun.__qualname__}{inspect.signature(fun)} takes {named} "
+                        f"positional arguments; {what} got {n}")
+    fill = []
+    for p in params[n:]:
+        if p.kind is _P.VAR_POSITIONAL:
+            fill.append(())
+        elif p.kind is _P.VAR_KEYWORD:
+            fill.append(_Fresh(dict))
+        elif p.default is p.empty:
+            raise TypeError(f"{fun.__qualname__}{inspect.signature(fun)}: {what} got "
+                            f"{n} arguments and no value for the parameter {p.name!r}")
+        else:
+            fill.append(p.default)
+    return params, tuple(fill)
+
+
+def _filled(fill):
+    """The fill-ins of one call (a new dict for ``**kwargs``)."""
+    return tuple(v.make() if type(v) is _Fresh else v for v in fill)
 
 
 def _dispatcher(fun, key, maxsize, extra_hints, build_path):
@@ -118,7 +163,7 @@ def _build_forward(wrt, max_eqns):
 
 
 def _forward_dispatcher(fun, wrt_idx, maxsize, max_eqns):
-    params = _positional_params(fun, "forward mode")
+    params = _params(fun, "forward mode")
     hints = ["t_" + params[i].name for i in wrt_idx]
     return _dispatcher(fun, ("jvp", wrt_idx, max_eqns), maxsize, hints,
                        _build_forward(wrt_idx, max_eqns))
@@ -245,47 +290,40 @@ def jvp(fun, primals, tangents):
     known = _known(fun) if hasattr(fun, "__code__") else [None, None, {}]
     found = known[2].get((len(primals), wrt))
     if found is None:
-        params = _positional_params(fun, "jvp")
-        if len(primals) > len(params) or any(p.default is p.empty
-                                             for p in params[len(primals):]):
-            raise TypeError(f"{fun.__qualname__}{inspect.signature(fun)} takes "
-                            f"{len(params)} arguments; jvp got {len(primals)}")
+        params, fill = _fill(fun, len(primals), "jvp")  # the rest: defaults, no tangents
         d = _forward_dispatcher(fun, wrt, 128, 200_000)
-        found = known[2][(len(primals), wrt)] = (
-            d, tuple(p.default for p in params[len(primals):]))  # defaults: no tangents
+        found = known[2][(len(primals), wrt)] = (d, fill)
         if len(wrt) == len(tangents) == len(params):  # the fast path above
             known[1] = _caller(len(params), d)
-    d, defaults = found
-    return d(*primals, *defaults, *(t for t in tangents if t is not None))
+    d, fill = found
+    return d(*primals, *_filled(fill), *(t for t in tangents if t is not None))
 
 
 # -- reverse mode with a cotangent ----------------------------------------------------------
 
-def _leaves(x, out):
-    if isinstance(x, (tuple, list)):
-        for i in x:
-            _leaves(i, out)
-    else:
-        out.append(x)
-    return out
+def _out_leaves(out, values):
+    """The leaves of the output ``out`` (atoms, in containers), in the order
+    :func:`~ad_transform.tree_flatten` gives for its value, and its structure."""
+    return T.flatten_with(out, lambda y: values[y] if isinstance(y, Var) else ir._raw(y))
 
 
 def _build_vjp(wrt, max_eqns):
     def build(fun, args, compile_now=True):
         n = len(inspect.signature(fun).parameters)
         prog, values = lower(fun, args[:n], wrt, max_eqns)
-        leaves = _leaves(prog.outputs[0], [])
+        leaves, _ = _out_leaves(prog.outputs[0], values)
         cts = args[n:]
+        likes = [values[y] if isinstance(y, Var) else ir._raw(y) for y in leaves]
+        for like in likes:
+            if not _is_number(like):
+                raise NonScalarOutput(f"{prog.name} returned a {type(like).__name__}; vjp "
+                                      "needs floats, arrays of numbers or trees of them",
+                                      prog.return_loc)
         if len(cts) != len(leaves):
             raise ValueError(f"{prog.name} returns {len(leaves)} values; the pullback got "
                              f"{len(cts)} cotangents")
         seeds, ct_vars = [], []
-        for y, ct in zip(leaves, cts):
-            like = values[y] if isinstance(y, Var) else ir._raw(y)
-            if not _is_number(like):
-                raise NonScalarOutput(f"{prog.name} returned a {type(like).__name__}; vjp "
-                                      "needs floats, arrays of numbers or tuples of them",
-                                      prog.return_loc)
+        for y, ct, like in zip(leaves, cts, likes):
             check_like("cotangent", "the output", ct, like)
             v = Var(prog.namer.fresh("ct"), ir.value_kind(ct))
             values[v] = ct
@@ -309,49 +347,73 @@ def _is_number(v) -> bool:
 
 
 def _vjp_dispatcher(fun, wrt_idx, n_out, maxsize=128, max_eqns=200_000):
-    _positional_params(fun, "vjp")
+    _params(fun, "vjp")
     hints = ["ct"] * n_out
     return _dispatcher(fun, ("vjp", wrt_idx, n_out, max_eqns), maxsize, hints,
                        _build_vjp(wrt_idx, max_eqns))
 
 
 def _differentiable(v) -> bool:
-    return _is_number(v)
+    """A number, an array of numbers, or a tree whose (non-static) leaves all are."""
+    if _is_number(v):
+        return True
+    if not T.is_tree(v):
+        return False
+    leaves, _ = T.tree_flatten(v)
+    return bool(leaves) and all(_is_number(x) for x in leaves)
+
+
+def _own(a):
+    """``a`` as the pullback keeps it: arrays (also inside a tree) copied."""
+    if isinstance(a, np.ndarray):
+        return np.array(a)
+    return copy.deepcopy(a) if T.is_tree(a) else a
+
+
+def _cotangents(cotangent, out_td):
+    """The leaves of ``cotangent``, which must have the output's structure ``out_td``."""
+    cts, td = T.tree_flatten(cotangent)
+    where = T.mismatch(out_td, td, "cotangent")
+    if where is not None:
+        raise ValueError(f"the cotangent must have the output's structure: {where}")
+    return cts
 
 
 def vjp(fun, *args):
     """``(fun(*args), pullback)``; ``pullback(cotangent)`` returns one gradient per
     argument: ``cotangent`` pulled back through ``fun``'s Jacobian.
 
-    The cotangent has the output's shape (a float for a float output, a tuple
-    for a tuple).  An argument that is not a number or an array of numbers
-    gets ``None``.  The pullback runs the compiled derivative for the path
-    ``args`` take (the value is computed again inside it); array arguments are
-    copied now, so changing them later does not change the pullback.
+    The cotangent has the output's structure (a float for a float output, a
+    tuple for a tuple, a dict for a dict, ...), each leaf the shape of the
+    output's leaf.  An argument that is a tree of numbers and arrays gets a
+    gradient of its structure, as with :func:`~ad_transform.gradient`; one
+    that is not a number, an array of numbers or such a tree gets ``None``.
+    Parameters after ``args`` take their defaults.  The pullback runs the
+    compiled derivative for the path ``args`` take (the value is computed again
+    inside it); array arguments (also in trees) are copied now, so changing
+    them later does not change the pullback.
     """
     wrt = tuple(i for i, a in enumerate(args) if _differentiable(a))
     known = _known(fun) if hasattr(fun, "__code__") else [None, None, {}]
-    defaults = known[2].get(("vjp", len(args)))
-    if defaults is None:  # checked once per function and number of arguments
-        params = _positional_params(fun, "vjp")
-        if len(args) > len(params) or any(p.default is p.empty for p in params[len(args):]):
-            raise TypeError(f"{fun.__qualname__}{inspect.signature(fun)} takes "
-                            f"{len(params)} arguments; vjp got {len(args)}")
-        defaults = known[2][("vjp", len(args))] = tuple(p.default for p in params[len(args):])
+    fill = known[2].get(("vjp", len(args)))
+    if fill is None:  # checked once per function and number of arguments
+        _, fill = _fill(fun, len(args), "vjp")
+        known[2][("vjp", len(args))] = fill
     value = fun(*args)
-    args = tuple(np.array(a) if isinstance(a, np.ndarray) else a for a in args)
-    n_out = len(_leaves(value, []))
+    args = tuple(_own(a) for a in args)
+    is_tree = T.is_tree(value)
+    out_td = T.structure(value) if is_tree else None
+    n_out = len(T.tree_flatten(value)[0]) if is_tree else 1
     d = None
     if wrt:
         d = known[2].get(("vjp", len(args), wrt, n_out))
         if d is None:
             d = known[2][("vjp", len(args), wrt, n_out)] = _vjp_dispatcher(fun, wrt, n_out)
-    full = args + defaults
-    is_tuple = isinstance(value, (tuple, list))
+    fill = _filled(fill)
 
     def pullback(cotangent, _fun=fun):  # holds fun: its compiled paths are cached weakly
-        cts = _leaves(cotangent, []) if is_tuple else [cotangent]
-        grads = d(*full, *cts) if d is not None else ()
+        cts = _cotangents(cotangent, out_td) if is_tree else [cotangent]
+        grads = d(*args, *fill, *cts) if d is not None else ()
         out = [None] * len(args)
         for i, g in zip(wrt, grads):
             out[i] = g
@@ -364,46 +426,71 @@ def vjp(fun, *args):
 
 def jacobian(fun=None, wrt=0, *, mode: str | None = None, maxsize: int = 128,
              max_eqns: int = 200_000):
-    """The Jacobian of ``fun`` (returning a float or an array) with respect to ``wrt``.
+    """The Jacobian of ``fun`` with respect to ``wrt``.
 
-    ``jacobian(f, wrt)(*args)`` has shape ``out.shape + arg.shape`` (a float
-    for a float argument and output), a tuple of them for a tuple ``wrt``.
-    ``f`` is called once for its output's shape; then, whichever side is
-    smaller, one forward-mode pass per input element or one reverse pass per
-    output element runs the compiled derivative.  ``mode="forward"`` or
-    ``"reverse"`` makes the choice instead.
+    ``jacobian(f, wrt)(*args, **kwargs)`` has shape ``out.shape + arg.shape``
+    (a float for a float argument and output), a tuple of them for a tuple
+    ``wrt``.  A ``wrt`` argument may be a tree (as for
+    :func:`~ad_transform.gradient`): the Jacobian is then a tree of its
+    structure whose leaves have shape ``out.shape + leaf.shape``.  ``f`` may
+    return a tree of floats and arrays too: the result is a tree of the
+    output's structure holding, for each output leaf, what a function returning
+    that leaf alone would get (as JAX nests them).  ``f`` is called once for its
+    output's shape; then, whichever side is smaller, one forward-mode pass per
+    input element or one reverse pass per output element runs the compiled
+    derivative.  ``mode="forward"`` or ``"reverse"`` makes the choice instead.
     """
     if mode not in (None, "forward", "reverse"):
         raise ValueError(f"mode must be None, 'forward' or 'reverse'; got {mode!r}")
     if fun is None:
         return lambda f: jacobian(f, wrt, mode=mode, maxsize=maxsize, max_eqns=max_eqns)
-    params = _positional_params(fun, "jacobian")
+    params = _params(fun, "jacobian")
     wrt_idx, single = _resolve_wrt(fun, params, wrt)
+    if len(set(wrt_idx)) != len(wrt_idx):
+        raise BadWrt(f"wrt={wrt!r} names a parameter twice", _def_loc(fun))
     sig = inspect.signature(fun)
 
     @functools.wraps(fun)
     def jac(*args, **kwargs):
         ba = sig.bind(*args, **kwargs)
         ba.apply_defaults()
-        args = tuple(ba.arguments[p.name] for p in params)
-        out = fun(*args)
-        if not _is_number(out):
-            raise NonScalarOutput(f"jacobian needs {fun.__qualname__} to return a float or an "
-                                  f"array of numbers; it returned a {type(out).__name__}",
-                                  _def_loc(fun))
-        out_shape = np.shape(out)
-        n_out = int(np.prod(out_shape))
-        shapes = [np.shape(args[i]) for i in wrt_idx]
-        n_in = sum(int(np.prod(s)) for s in shapes)
+        vals = tuple(ba.arguments[p.name] for p in params)
+        out = fun(*ba.args, **ba.kwargs)
+        out_leaves, out_td = T.tree_flatten(out)
+        if not out_leaves or not all(_is_number(o) for o in out_leaves):
+            raise NonScalarOutput(f"jacobian needs {fun.__qualname__} to return a float, an "
+                                  "array of numbers or a tree of them; it returned a "
+                                  f"{type(out).__name__}" + (" holding a " + type(next(
+                                      o for o in out_leaves if not _is_number(o))).__name__
+                                      if out_leaves else ""), _def_loc(fun))
+        ins = [_wrt_leaves(fun, params[i].name, vals[i]) for i in wrt_idx]
+        out_shapes = [np.shape(o) for o in out_leaves]
+        n_out = sum(int(np.prod(s, dtype=int)) for s in out_shapes)
+        n_in = sum(int(np.prod(np.shape(x), dtype=int)) for leaves, _ in ins for x in leaves)
         if mode == "forward" or (mode is None and n_in <= n_out):
-            jacs = [_forward_columns(fun, args, i, s, out_shape, maxsize, max_eqns)
-                    for i, s in zip(wrt_idx, shapes)]
+            # blocks[o][m][l]: output leaf o, wrt argument m, its leaf l
+            blocks = _forward_columns(fun, vals, wrt_idx, ins, out_shapes, maxsize, max_eqns)
         else:
-            jacs = _reverse_rows(fun, args, wrt_idx, shapes, out_shape, maxsize, max_eqns)
-        return jacs[0] if single else tuple(jacs)
+            blocks = _reverse_rows(fun, vals, wrt_idx, ins, out_shapes, maxsize, max_eqns)
+        per_out = []
+        for row in blocks:
+            jacs = [td.unflatten(*parts) for (_, td), parts in zip(ins, row)]
+            per_out.append(jacs[0] if single else tuple(jacs))
+        return out_td.unflatten(*per_out)
 
     jac.__ad_transform__ = True
     return jac
+
+
+def _wrt_leaves(fun, name, value):
+    """``(leaves, treedef)`` of a ``wrt`` argument, each leaf a number or an array."""
+    leaves, td = T.tree_flatten(value)
+    for path, x in zip(T.paths(td), leaves):
+        if not _is_number(x):
+            raise BadWrt(f"jacobian differentiates floats, ints, arrays of numbers and trees "
+                         f"of them; {T.show_path(name, path)} is a {type(x).__name__}",
+                         _def_loc(fun))
+    return leaves, td
 
 
 def _basis(shape, j):
@@ -414,6 +501,10 @@ def _basis(shape, j):
     return e
 
 
+def _zero(x):
+    return np.zeros(np.shape(x)) if np.ndim(x) or isinstance(x, np.ndarray) else 0.0
+
+
 def _shaped(parts, out_shape, in_shape, stack_axis):
     if not out_shape and not in_shape:
         return float(parts[0])
@@ -422,13 +513,31 @@ def _shaped(parts, out_shape, in_shape, stack_axis):
     return j.reshape(out_shape + in_shape)
 
 
-def _forward_columns(fun, args, i, shape, out_shape, maxsize, max_eqns):
-    d = _forward_dispatcher(fun, (i,), maxsize, max_eqns)
-    cols = [d(*args, _basis(shape, j))[1] for j in range(int(np.prod(shape)))]
-    return _shaped(cols, out_shape, shape, -1)
+def _forward_columns(fun, vals, wrt_idx, ins, out_shapes, maxsize, max_eqns):
+    blocks = [[[] for _ in ins] for _ in out_shapes]
+    for m, (i, (leaves, td)) in enumerate(zip(wrt_idx, ins)):
+        d = _forward_dispatcher(fun, (i,), maxsize, max_eqns)
+        zeros = [_zero(x) for x in leaves]
+        for l, x in enumerate(leaves):
+            shape = np.shape(x)
+            cols = []
+            for j in range(int(np.prod(shape, dtype=int))):
+                t = td.unflatten(*zeros[:l], _basis(shape, j), *zeros[l + 1:], static=True)
+                cols.append(T.tree_flatten(d(*vals, t)[1])[0])
+            for o, s in enumerate(out_shapes):
+                blocks[o][m].append(_shaped([c[o] for c in cols], s, shape, -1))
+    return blocks
 
 
-def _reverse_rows(fun, args, wrt_idx, shapes, out_shape, maxsize, max_eqns):
-    d = _vjp_dispatcher(fun, wrt_idx, 1, maxsize, max_eqns)
-    rows = [d(*args, _basis(out_shape, k)) for k in range(int(np.prod(out_shape)))]
-    return [_shaped([r[m] for r in rows], out_shape, s, 0) for m, s in enumerate(shapes)]
+def _reverse_rows(fun, vals, wrt_idx, ins, out_shapes, maxsize, max_eqns):
+    d = _vjp_dispatcher(fun, wrt_idx, len(out_shapes), maxsize, max_eqns)
+    zeros = [np.zeros(s) if s else 0.0 for s in out_shapes]
+    blocks = []
+    for o, s in enumerate(out_shapes):
+        rows = []
+        for k in range(int(np.prod(s, dtype=int))):
+            cts = zeros[:o] + [_basis(s, k)] + zeros[o + 1:]
+            rows.append([T.tree_flatten(g)[0] for g in d(*vals, *cts)])
+        blocks.append([[_shaped([r[m][l] for r in rows], s, np.shape(x), 0)
+                        for l, x in enumerate(leaves)] for m, (leaves, _) in enumerate(ins)])
+    return blocks

@@ -26,7 +26,8 @@ from ..ir import Const, Var
 from . import builtins as B
 from .core import defprim, deflowering, defzero, value_of
 
-__all__ = ["structure", "unflatten", "lower_wrt_tree", "regroup", "build_aux"]
+__all__ = ["structure", "unflatten", "lower_wrt_tree", "read_leaves", "guard_tree", "regroup",
+           "build_aux"]
 
 structure = defzero(defprim("tree.structure", T.structure, ("call", "_tree", "structure"),
                             hint="tree", root=T))
@@ -78,6 +79,21 @@ def lower_wrt_tree(lw, pname, var, value, loc):
     spec = b.record(structure, (var,), hint=f"{pname}_structure")
     lw._decide(B.guard_eq, (spec,), td, None)
     b.loc = loc
+    leaves = read_leaves(b, pname, var, leaf_paths)
+    b.active.update(leaves)
+    rebuilt = td.unflatten(*leaves, static=True)
+    stack = [rebuilt]
+    while stack:  # the lowering reads static fields off these directly (see e_Attribute)
+        obj = stack.pop()
+        if T.is_tree(obj):
+            lw.tree_objects.add(id(obj))
+            stack.extend(T.children(obj)[2])
+    return td, leaves, rebuilt
+
+
+def read_leaves(b, pname, var, leaf_paths):
+    """One read per leaf of the tree ``var`` (``params_W = params['W']``, ``p_W = p.W``),
+    in ``leaf_paths`` order; the reads of a shared container are made once."""
     leaves = []
     for path in leaf_paths:
         cur = var
@@ -87,16 +103,17 @@ def lower_wrt_tree(lw, pname, var, value, loc):
                 cur = b.apply(_attr(key), (cur,), None, hint)
             else:
                 cur = b.apply(_item, (cur, key), None, hint)
-        b.active.add(cur)
         leaves.append(cur)
-    rebuilt = td.unflatten(*leaves, static=True)
-    stack = [rebuilt]
-    while stack:  # the lowering reads static fields off these directly (see e_Attribute)
-        obj = stack.pop()
-        if T.is_tree(obj):
-            lw.tree_objects.add(id(obj))
-            stack.extend(T.children(obj)[2])
-    return td, leaves, rebuilt
+    return leaves
+
+
+def guard_tree(b, var, name, value, index):
+    """``name_structure = _tree.structure(var)`` and a guard (decision ``index``) that it
+    equals the structure of ``value``, named ``name_tree``; returns that structure."""
+    td = T.structure(value, f"{name}_tree")
+    spec = b.record(structure, (var,), hint=f"{name}_structure")
+    b.guard(B.guard_eq, (spec,), {"expect": td, "index": index})
+    return td
 
 
 def regroup(b, prog, wrt, grads_flat):

@@ -251,7 +251,8 @@ class Calls:
                     return self.concrete(x, node)
                 return x
             if isinstance(x, (list, tuple)) and _contains_var(x):
-                return type(x)(static(i, keyword) for i in x)
+                items = [static(i, keyword) for i in x]
+                return type(x)(*items) if hasattr(x, "_fields") else type(x)(items)
             return x
 
         if not (any(_contains_var(a) for a in args)

@@ -30,7 +30,7 @@ from .compile import compile_function
 from .dispatcher import emit_dispatcher
 from .emit import emit
 from .lower import lower
-from .pytree import is_tree
+from .pytree import fields_of, is_tree
 from .transforms import jacobian
 from .reverse import prune, reverse
 from .rules import builtins as B
@@ -65,7 +65,7 @@ def _inner_product_function(fun, grad_f, params, single):
     filename = f"<ad_transform {fun.__qualname__} hvp #{next(_serial)}>"
     lines = text.splitlines(True)
     linecache.cache[filename] = (len(text), None, lines, filename)
-    namespace = {"grad_f": grad_f, "np": np}
+    namespace = {"grad_f": grad_f, "np": np, "fields_of": fields_of}
     exec(compile(text, filename, "exec"), namespace)
     h = namespace.pop(f"{base}_hvp")  # not in its own globals: its cache must not hold it
     weakref.finalize(h, _forget, filename, lines)
@@ -96,8 +96,8 @@ def _vdot(g, v):
         return total
     if hasattr(g, "__dataclass_fields__"):
         total = 0.0
-        for name in g.__dataclass_fields__:
-            total = total + _vdot(getattr(g, name), getattr(v, name))
+        for g_i, v_i in zip(fields_of(g), fields_of(v)):
+            total = total + _vdot(g_i, v_i)
         return total
     return g * v
 """

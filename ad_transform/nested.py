@@ -29,6 +29,7 @@ import types
 
 from . import fence, runtime
 from .ir import Var
+from .pytree import flatten_with, is_tree, tree_unflatten
 from .errors import UnsupportedSyntax
 from .scope import Closure, Scope, local_names
 from .values import VarMethod, _Partial
@@ -69,6 +70,9 @@ def _path_values(lw, x):
         return type(x)(_path_values(lw, i) for i in x)
     if type(x) is dict:
         return {k: _path_values(lw, i) for k, i in x.items()}
+    if is_tree(x):  # a namedtuple, dataclass or OrderedDict (a wrt tree, rebuilt)
+        leaves, td = flatten_with(x, lambda v: lw.b.value(v) if isinstance(v, Var) else v)
+        return tree_unflatten(td, [_path_values(lw, i) for i in leaves])
     if isinstance(x, (Closure, _Partial, VarMethod)):
         raise UnsupportedSyntax(
             "a function defined inside the differentiated code, passed to a derivative made "

@@ -359,3 +359,8 @@ def mismatch(like: TreeDef, given: TreeDef, name: str):
         return None
 
     return walk(like.node, given.node, ())
+
+
+def fields_of(x) -> tuple:
+    """The field values of the dataclass instance ``x``, in definition order."""
+    return tuple(getattr(x, f.name) for f in dataclasses.fields(x))

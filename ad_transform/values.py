@@ -48,6 +48,9 @@ def _contains_var(x) -> bool:
         return any(_contains_var(i) for i in x)
     if isinstance(x, dict):
         return any(_contains_var(i) for i in x.values())
+    fields = getattr(type(x), "__dataclass_fields__", None)
+    if fields is not None and not isinstance(x, type):  # a wrt tree's dataclass, rebuilt
+        return any(_contains_var(getattr(x, name, None)) for name in fields)
     return False
 
 

@@ -16,6 +16,7 @@ import gast
 import numpy as np
 
 from ..ir import Var
+from ..pytree import is_tree
 from ..values import _Generated, _Partial, _contains_var, _is_user_callable
 from . import builtins as B
 from . import numpy as N
@@ -108,7 +109,7 @@ def _i_isinstance(lw, args, kwargs, node, hint):
 def _i_type(lw, args, kwargs, node, hint):
     if len(args) == 1 and isinstance(args[0], Var):
         return type(lw.sig(args[0]))
-    if len(args) == 1 and type(args[0]) in (list, tuple, dict):
+    if len(args) == 1 and (type(args[0]) in (list, tuple, dict) or is_tree(args[0])):
         return type(args[0])  # a container of the interpreter's (traced items or not)
     return NotImplemented
 

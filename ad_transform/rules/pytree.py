@@ -16,6 +16,7 @@ generated code can itself be lowered again (a derivative of a derivative).
 """
 from __future__ import annotations
 
+import dataclasses
 import operator
 
 import numpy as np
@@ -173,8 +174,19 @@ def build_aux(b, aux, loc, owned=()):
 
 @deflowering(T.structure)
 def _lower_structure(x, name="tree"):
-    return T.TreeDef(T._node(x, lambda v: T._leaf_node(value_of(v) if isinstance(v, Var)
-                                                       else v)), name)
+    if isinstance(x, Var):  # a tree that is not differentiated here (an input as it is):
+        return NotImplemented  # its structure is computed by the code, and guarded
+
+    def leaf(v):
+        if isinstance(v, Var):
+            v = value_of(v)  # its type, shape and dtype: fixed by the path's guards
+            if T.is_tree(v):
+                raise UnsupportedSyntax("a derivative made by ad_transform was called on a "
+                                        "tree holding a container that is not "
+                                        "differentiated; pass the containers apart", None)
+        return T._leaf_node(v)
+
+    return T.TreeDef(T._node(x, leaf), name)
 
 
 @deflowering(T.unflatten)
@@ -185,3 +197,14 @@ def _lower_unflatten(td, *leaves):
 @deflowering(T.rebuild)
 def _lower_rebuild(td, *leaves):
     return td.unflatten(*leaves, static=True)
+
+
+@deflowering(T.fields_of, interpreter=True)
+def _lower_fields_of(lw, args, kwargs, node, hint):
+    """A dataclass's fields: read off the object the lowering holds, or, for a traced
+    dataclass (an input that is not differentiated), one guarded attribute read each
+    (its class is fixed by the path's type guards)."""
+    (x,) = args
+    if isinstance(x, Var):
+        return tuple(lw.var_attr(x, f.name, node) for f in dataclasses.fields(lw.sig(x)))
+    return T.fields_of(x)

@@ -7,8 +7,12 @@ equation(s) of its tangent (``phase == "tangent"``), built by the JVP rule of
 :mod:`ad_transform.rules.forward`; every tangent has exactly its primal's
 shape; the result returns ``(value, tangent of the value)``, the tangent
 shaped like the value (a tuple for a tuple), zero where the value does not
-depend on a ``wrt`` input.  The entry guard checks the tangents' types, shapes
+depend on a ``wrt`` input; a tree output (dict, namedtuple, dataclass) gets a
+tangent tree of its structure.  The entry guard checks the tangents' types, shapes
 and dtypes beside the inputs', so a new path is compiled for other tangents.
+The tangent of a tree input is a tree: right after the entry guard, its
+structure is guarded (as the input's is, see ``rules/pytree.py``) and checked on
+the first call to match the input's, and each leaf is read once.
 An operation with a VJP rule but no JVP rule raises
 :class:`~ad_transform.errors.MissingRule` at the user's line.
 """

@@ -11,7 +11,10 @@ vector (the rows); otherwise it stacks Hessian-vector products with the unit
 vectors.  Guarantees: the same
 ``wrt`` rules as ``gradient``; for one argument ``hessian`` returns a float for a
 float and an array of shape ``shape + shape`` for an array; for a tuple ``wrt`` it
-returns a tuple of tuples, block ``[i][j]`` of shape ``shape_i + shape_j``.
+returns a tuple of tuples, block ``[i][j]`` of shape ``shape_i + shape_j``.  A tree
+``wrt`` argument: ``hessian`` is ``jacobian(gradient(f))`` (forward over reverse), nested
+as the trees are (``{k1: {k2: block}}``); ``hvp``'s inner product walks the gradient's
+tree while lowering (``_vdot`` below), so ``v`` is a tree of the argument's structure.
 """
 from __future__ import annotations
 

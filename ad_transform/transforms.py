@@ -12,9 +12,15 @@ behind a dispatcher compiled once per ``(function, mode, wrt)``:
   with an input) takes the arguments and one cotangent per output and returns
   the gradients.
 
-These functions call the user's function with positional arguments only:
-a function with ``*args``, ``**kwargs`` or keyword-only parameters is
-refused with :class:`~ad_transform.errors.BadWrt`.
+Arguments: ``jvp`` and ``vjp`` take them by position and fill the parameters
+after them with their defaults (``()`` and a new ``{}`` for ``*args`` and
+``**kwargs``); ``jacobian`` binds ``(*args, **kwargs)`` as ``fun`` does;
+``forward_derivative`` refuses ``*args``, ``**kwargs`` and keyword-only
+parameters (:class:`~ad_transform.errors.BadWrt`).  The compiled paths take one
+value per parameter.  Any ``wrt`` argument may be a tree (``pytree.py``): its
+structure is guarded in the path as for ``gradient``, and so is a tangent
+tree's; cotangents and Jacobians follow the trees with the
+:mod:`ad_transform.pytree` helpers.
 """
 from __future__ import annotations
 

@@ -411,3 +411,27 @@ def test_hessian_of_trees_against_autograd_on_the_flat_function():
             assert np.allclose(block, A[starts[a]:starts[a + 1], starts[b]:starts[b + 1]],
                                rtol=1e-8, atol=1e-10)
     assert math.isfinite(float(np.sum(A)))
+
+
+def test_branches_behind_a_tree_tangent_take_their_own_paths():
+    """The tangent's structure guard comes right after the entry guard and the guards of
+    the function after it: a branch that changes takes its own path, found again later."""
+    def f(params, x):
+        if params["a"] > 0.0:
+            return np.sum(np.sin(params["w"] * x)) * params["a"]
+        return np.sum(params["w"] ** 2) - params["a"] * x[0]
+
+    x = RNG.normal(size=3)
+    df = forward_derivative(f)
+    for a in (0.5, -0.5, 0.7, -1.5):
+        p = {"a": a, "w": RNG.normal(size=3)}
+        d = direction(p)
+        for _ in range(2):
+            assert df(p, x, d)[1] == pytest.approx(fd_jvp(f, (p, x), 0, d), rel=1e-5)
+            assert jvp(f, (p, x), (d, None))[1] == pytest.approx(vdot(gradient(f)(p, x), d),
+                                                                 rel=1e-10)
+    info = df.cache_info()
+    assert info.currsize == 2 and info.misses == 2
+    src = df.source(p, x, d)
+    assert src.index("PathMiss(1, t_params_structure)") < src.index(
+        "PathMiss(2, params_structure)")

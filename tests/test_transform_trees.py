@@ -435,3 +435,23 @@ def test_branches_behind_a_tree_tangent_take_their_own_paths():
     src = df.source(p, x, d)
     assert src.index("PathMiss(1, t_params_structure)") < src.index(
         "PathMiss(2, params_structure)")
+
+
+def test_tuple_wrt_mixing_a_tree_and_an_array():
+    def f(params, x):
+        return np.tanh(params["W"] @ x + params["b"]) * np.sum(x)
+
+    p = {"W": RNG.normal(size=(2, 3)), "b": RNG.normal(size=2)}
+    x = RNG.normal(size=3)
+    for mode in ("forward", "reverse"):
+        Jp, Jx = jacobian(f, wrt=(0, 1), mode=mode)(p, x)
+        assert Jp["W"].shape == (2, 2, 3) and Jp["b"].shape == (2, 2) and Jx.shape == (2, 3)
+        dp, dx = direction(p), RNG.normal(size=3)
+        want = fd_jvp(lambda q, y: f(q, y), (p, x), 0, dp) + fd_jvp(f, (p, x), 1, dx)
+        got = (np.tensordot(Jp["W"], dp["W"], axes=2) + Jp["b"] @ dp["b"] + Jx @ dx)
+        assert np.allclose(got, want, rtol=1e-5, atol=1e-6)
+        both = forward_derivative(f, wrt=(0, 1))(p, x, dp, dx)[1]
+        assert np.allclose(both, want, rtol=1e-5, atol=1e-6)
+        ct = RNG.normal(size=2)
+        gp, gx = vjp(f, p, x)[1](ct)
+        assert vdot(gp, dp) + float(gx @ dx) == pytest.approx(float(ct @ want), rel=1e-5)

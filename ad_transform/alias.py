@@ -14,6 +14,7 @@ from __future__ import annotations
 import gast
 import numpy as np
 
+from . import loops
 from .errors import UnsupportedSyntax
 from .ir import Var
 from . import runtime
@@ -79,14 +80,16 @@ class WriteAliasing:
                                     "read from a global or closure (the caller's array would "
                                     "change); copy it first, e.g. y = x.copy()", self.loc(target))
         else:
-            others = self._sharers(obj, self.concrete(idx, target), (self.scope, holder.id))
+            traced = self.in_loop and loops.traced_index_ok(self, obj, idx)  # whole array
+            others = self._sharers(obj, Ellipsis if traced else self.concrete(idx, target),
+                                   (self.scope, holder.id))
         if others or not isinstance(holder, gast.Name):
             raise UnsupportedSyntax(
                 "item assignment to an array that is also bound to "
                 f"{', '.join(others) or 'another expression'}; ad_transform updates arrays "
                 "functionally, so write through one plain name", self.loc(target))
         self.b.loc = self.loc(target)
-        idx = self.index_atom(self.concrete(idx, target), target)
+        idx = self.index_atom(self.array_index(obj, idx, target), target)
         new = self.b.apply(N.setitem, (obj, idx, value), None, hint=holder.id)
         self.scope.locals[holder.id] = new
 

@@ -26,6 +26,7 @@ from .compile import compile_function
 from .dispatcher import emit_dispatcher
 from .emit import emit
 from .errors import BadWrt, NonScalarOutput, SourceUnavailable, UnsupportedSyntax
+from .loops import DEFAULT_UNROLL
 from .lower import lower
 from .reverse import prune, reverse
 from .rules.pytree import build_aux
@@ -35,7 +36,7 @@ __all__ = ["gradient", "value_and_gradient", "derivative_source"]
 
 
 def gradient(fun=None, wrt=0, *, has_aux: bool = False, maxsize: int = 128,
-             max_eqns: int = 200_000):
+             max_eqns: int = 200_000, unroll: int = DEFAULT_UNROLL):
     """The gradient of ``fun`` with respect to the argument(s) ``wrt``.
 
     ``wrt`` is a parameter index, a parameter name, or a tuple of them; an int
@@ -47,19 +48,24 @@ def gradient(fun=None, wrt=0, *, has_aux: bool = False, maxsize: int = 128,
     ``@gradient(wrt=(0, 1))``.  The returned function has ``.source(*args)``
     (the generated derivative for the path these arguments take),
     ``.cache_info()`` and ``.cache_clear()``.
+
+    Loops that run at least ``unroll`` times become loops in the generated code
+    (a rolled loop: its body once, its guards checked on every iteration);
+    shorter ones are unrolled into straight-line code.  ``unroll=0`` unrolls
+    every loop.
     """
     if fun is None:
-        return lambda f: _make(f, wrt, False, maxsize, max_eqns, has_aux)
-    return _make(fun, wrt, False, maxsize, max_eqns, has_aux)
+        return lambda f: _make(f, wrt, False, maxsize, max_eqns, has_aux, unroll)
+    return _make(fun, wrt, False, maxsize, max_eqns, has_aux, unroll)
 
 
 def value_and_gradient(fun=None, wrt=0, *, has_aux: bool = False, maxsize: int = 128,
-                       max_eqns: int = 200_000):
+                       max_eqns: int = 200_000, unroll: int = DEFAULT_UNROLL):
     """Like :func:`gradient`, but returns ``(value, gradient)`` from one evaluation
     (``((loss, aux), gradient)`` with ``has_aux=True``)."""
     if fun is None:
-        return lambda f: _make(f, wrt, True, maxsize, max_eqns, has_aux)
-    return _make(fun, wrt, True, maxsize, max_eqns, has_aux)
+        return lambda f: _make(f, wrt, True, maxsize, max_eqns, has_aux, unroll)
+    return _make(fun, wrt, True, maxsize, max_eqns, has_aux, unroll)
 
 
 def derivative_source(fun, *args, wrt=0, **kwargs) -> str:
@@ -185,7 +191,7 @@ def _attach_aux(full, values, aux, with_value):
 
 
 def _build(fun, args, wrt, single, with_value, max_eqns, compile_now=True,
-           for_lowering=False, has_aux=False):
+           for_lowering=False, has_aux=False, unroll=DEFAULT_UNROLL):
     """The pipeline: one new path for ``args``, and its result.
 
     The concrete values of the first call (``values``) pass through the stages
@@ -197,13 +203,14 @@ def _build(fun, args, wrt, single, with_value, max_eqns, compile_now=True,
     """
     with _NoCyclicGC():
         return _pipeline(fun, args, wrt, single, with_value, max_eqns,
-                         compile_now or for_lowering, for_lowering, has_aux=has_aux)
+                         compile_now or for_lowering, for_lowering, has_aux=has_aux,
+                         unroll=0 if for_lowering else unroll)  # read back: straight-line
 
 
 def _pipeline(fun, args, wrt, single, with_value, max_eqns, compile_now=True,
-              for_lowering=False, has_aux=False):
+              for_lowering=False, has_aux=False, unroll=DEFAULT_UNROLL):
     dump = os.environ.get("AD_TRANSFORM_DUMP")
-    prog, values = lower(fun, args, wrt, max_eqns)
+    prog, values = lower(fun, args, wrt, max_eqns, unroll)
     if has_aux:
         prog, aux = _split_aux(prog, values)
     _check_output(prog, values)
@@ -222,6 +229,11 @@ def _pipeline(fun, args, wrt, single, with_value, max_eqns, compile_now=True,
     name = f"{base}_{suffix}" if base.isidentifier() else suffix
     label = f"{fun.__qualname__} {suffix}" + (" (for lowering)" if for_lowering else "")
     finish = functools.partial(_finish, name, label, not for_lowering)
+    if any(e.prim is ir.LOOP for e in full.eqns):
+        # the values of a rolled loop's iterations were not kept: compile the path now
+        # and run it for the first call's answer
+        fn, filename = finish(full, values)
+        return Entry(fn, full.decisions, filename), fn(*args)
     if compile_now or len(full.eqns) > _LAZY_EQNS:
         fn, filename = finish(full, values)
         entry = Entry(fn, full.decisions, filename)
@@ -365,14 +377,15 @@ class _State:
         return types.FunctionType(self.code, {}, self.fun.__name__, None, cells or None)
 
 
-def _make(fun, wrt, with_value, maxsize, max_eqns, has_aux=False):
+def _make(fun, wrt, with_value, maxsize, max_eqns, has_aux=False, unroll=DEFAULT_UNROLL):
     if not callable(fun) or not hasattr(fun, "__code__"):
         raise TypeError(f"gradient needs a Python function, got {fun!r}")
     inner = getattr(fun, "__ad_transform__", None)
     sig = inspect.signature(fun)
     params = list(sig.parameters.values())
     wrt_idx, single = _resolve_wrt(fun, params, wrt)
-    key = (wrt_idx, single, with_value, max_eqns) + (("has_aux",) if has_aux else ())
+    key = (wrt_idx, single, with_value, max_eqns) + (("has_aux",) if has_aux else ()) + (
+        (("unroll", unroll),) if unroll != DEFAULT_UNROLL else ())
     if inner is not None:
         # a derivative of a derivative: keyed by the user's function and the chain; the
         # inner wrapper is held weakly and made again if it is gone (gradient(gradient(f))
@@ -395,7 +408,7 @@ def _make(fun, wrt, with_value, maxsize, max_eqns, has_aux=False):
 
     def build(args, compile_now=True):
         return _build(fun_ref(), args, wrt_idx, single, with_value, max_eqns, compile_now,
-                      has_aux=has_aux)
+                      has_aux=has_aux, unroll=unroll)
 
     def build_for_lowering(args, compile_now=True):  # read back as source: always compiled
         return _build(fun_ref(), args, wrt_idx, single, with_value, max_eqns,

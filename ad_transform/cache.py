@@ -359,7 +359,9 @@ class PathCache:
                     result = candidate.fn(*args)
                 except PathMiss as again:
                     again = again.with_traceback(None)
-                    if again.index <= miss.index:  # cannot happen (guards are deterministic)
+                    # a later decision failing is progress; an earlier one can fail only
+                    # where a rolled loop checks its body's guards again, after later ones
+                    if again.index <= miss.index:
                         break
                     entry, miss = candidate, again
                     continue

@@ -17,6 +17,7 @@ import builtins
 import gast
 import numpy as np
 
+from . import loops
 from .errors import MissingRule, UnsupportedSyntax
 from .ir import Var
 from .rules import builtins as B
@@ -278,10 +279,17 @@ class Containers:
 
     def getitem(self, obj, idx, node, hint=None):
         if isinstance(obj, Var) or (isinstance(obj, np.ndarray) and _contains_var(idx)):
-            idx = self.index_atom(self.concrete(idx, node), node)
+            idx = self.index_atom(self.array_index(obj, idx, node), node)
             self.b.loc = self.loc(node)
             return self.b.apply(B.getitem, (obj, idx), None, hint)
         return obj[self.concrete(idx, node)]
+
+    def array_index(self, obj, idx, node):
+        """An index into an array, as Python needs it; in a loop being rolled an int
+        index stays traced (the result's signature does not depend on its value)."""
+        if self.in_loop and loops.traced_index_ok(self, obj, idx):
+            return idx
+        return self.concrete(idx, node)
 
     def index_atom(self, idx, node):
         """An index tuple holding traced index arrays (``x[rows, cols]``, ``x[:, mask]``)

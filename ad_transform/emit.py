@@ -19,10 +19,12 @@ import gast
 import numpy as np
 
 from . import runtime
-from .ir import Const, Eqn, Program, Var
+from .ir import LOOP, Const, Eqn, Program, Var
 from .registers import last_uses, plan_inplace, reuse_names, scatter_printed, writes_into
 
 __all__ = ["emit", "Emitted"]
+
+from .loops_emit import emit_loop  # noqa: E402  (loops_emit imports emit lazily)
 
 _BINOPS = {"+": gast.Add, "-": gast.Sub, "*": gast.Mult, "/": gast.Div, "//": gast.FloorDiv,
            "%": gast.Mod, "**": gast.Pow, "@": gast.MatMult, "&": gast.BitAnd, "|": gast.BitOr,
@@ -237,12 +239,15 @@ class _Emitter:
         for index, e in enumerate(self.prog.eqns):
             phase = "adjoint" if e.phase == "adjoint" else "primal"  # tangents: with their line
             key = (phase, e.loc.file, e.loc.line, e.loc.trip) if e.loc else (phase, None)
-            if key != block and e.loc is not None:
+            if key != block and e.loc is not None and e.prim is not LOOP:
                 block = key
                 label = "adjoint of " if e.phase == "adjoint" else ""
                 comments.append(f"{label}{e.loc.place()}: {e.loc.text.strip()}")
                 body.append(gast.Expr(value=_load(f"__ad_comment_{len(comments) - 1}__")))
-            if e.out is None:
+            if e.prim is LOOP:  # a rolled loop: its own statements (loops_emit.py)
+                body.extend(emit_loop(self, e, comments))
+                block = None
+            elif e.out is None:
                 body.append(self.guard(e))
             elif scatter_printed(e):
                 body.extend(self.scatter(e, self.names.get(e.out, e.out.name)))

@@ -28,6 +28,7 @@ from .errors import Loc, PathTooLong
 __all__ = [
     "Var", "Const", "Eqn", "Program", "Primitive", "Namer", "Builder", "Hint",
     "format_program", "verify", "evaluate", "current_builder", "value_kind",
+    "Loop", "LOOP", "EXIT", "loop_of",
 ]
 
 
@@ -180,6 +181,73 @@ class Program:
 
     def __str__(self) -> str:
         return format_program(self)
+
+
+@dataclass(eq=False)
+class Loop:
+    """A rolled loop: one equation (``prim`` :data:`LOOP`) that runs ``body`` per iteration.
+
+    The body is a block of equations over the carried variables ``phis`` (their
+    values at the start of an iteration), the loop ``index`` (``for``) and
+    outer variables (``free``); ``nexts`` are the carried values at the end of an
+    iteration, ``outs`` the carried values after the loop.  Variables the body
+    defines are local to it (each iteration redefines them).  Kinds:
+    ``"for"`` runs ``range(*bounds)``; ``"while"`` runs until an :data:`EXIT`
+    equation of the body sees a false test; ``"reverse"`` is an adjoint loop:
+    it runs ``count`` times (a Var, or the ``range(*bounds)`` reversed) and
+    restores ``pops`` (variable, tape) from the tapes the primal loop filled
+    (``saves``: atom, tape).  Guards in a body are checked on every iteration.
+    """
+
+    kind: str
+    body: list
+    phis: tuple
+    inits: tuple
+    nexts: tuple
+    outs: tuple
+    index: Var | None = None
+    bounds: tuple = ()
+    free: tuple = ()
+    trips: int = 0  # iterations seen when lowered
+    line: str = ""  # source text of the loop statement
+    saves: tuple = ()  # (atom, tape Var): appended to the tape each iteration
+    count: Var | None = None  # while loops: iterations run (for the adjoint loop)
+    pops: tuple = ()  # reverse loops: (Var, tape Var) popped each iteration
+
+    def defines(self) -> tuple:
+        """Variables the loop equation defines for the code after it."""
+        return (self.outs + tuple(t for _, t in self.saves)
+                + ((self.count,) if self.count is not None and self.kind != "reverse" else ()))
+
+
+LOOP = Primitive("loop", None, ("loop",))
+EXIT = Primitive("loop_exit", bool, ("exit",))  # in a while loop's body: leave when false
+
+
+def loop_of(e) -> Loop | None:
+    """The :class:`Loop` of a loop equation, else None."""
+    return e.params[0][1] if e.prim is LOOP else None
+
+
+def body_free(body, bound) -> list:
+    """Outer variables a block (nested loops included) reads, in first-use order."""
+    seen, out = set(bound), []
+
+    def walk(eqns):
+        for e in eqns:
+            data = loop_of(e)
+            ins = e.ins if data is None else data.inits + data.free + tuple(
+                t for _, t in data.pops) + ((data.count,) if data.count is not None else ())
+            for x in ins:
+                if isinstance(x, Var) and x not in seen:
+                    seen.add(x)
+                    out.append(x)
+            if e.out is not None:
+                seen.add(e.out)
+            if data is not None:
+                seen.update(data.defines())
+    walk(body)
+    return out
 
 
 _AVOID = frozenset(keyword.kwlist) | frozenset(dir(builtins))
@@ -423,7 +491,28 @@ def _fmt_atom(x) -> str:
     return repr(x.value) if isinstance(x, Const) else f"<not an atom: {x!r}>"  # for verify
 
 
-def format_eqn(e: Eqn) -> str:
+def _format_loop(e: Eqn, data: Loop, indent: str) -> str:
+    where = f"    # {e.loc.file.rsplit('/', 1)[-1]}:{e.loc.line}" if e.loc else ""
+    carry = ", ".join(f"{p.name}={_fmt_atom(i)}" for p, i in zip(data.phis, data.inits))
+    if data.kind == "for":
+        head = f"for {data.index.name if data.index is not None else '_'} in range{tuple(data.bounds)}"
+    elif data.kind == "while":
+        head = "while"
+    else:
+        head = f"reverse {'range' + str(tuple(data.bounds)) if data.bounds else data.count}"
+    lines = [f"loop {head} ({data.trips} trips seen) carry({carry}):{where}"]
+    lines += [f"{indent}  {p.name} = pop({t.name})" for p, t in data.pops]
+    lines += [f"{indent}  " + format_eqn(b, indent + "  ") for b in data.body]
+    lines += [f"{indent}  save {_fmt_atom(a)} -> {t.name}" for a, t in data.saves]
+    lines.append(f"{indent}  next " + ", ".join(_fmt_atom(n) for n in data.nexts))
+    lines.append(f"{indent}-> " + ", ".join(v.name for v in data.defines()))
+    return "\n".join(lines)
+
+
+def format_eqn(e: Eqn, indent: str = "  ") -> str:
+    data = loop_of(e)
+    if data is not None:
+        return _format_loop(e, data, indent)
     args = ", ".join(_fmt_atom(x) for x in e.ins)
     params = "".join(f", {k}={v!r}" for k, v in e.params)
     rhs = f"{e.prim.name}({args}{params})"
@@ -456,18 +545,7 @@ def verify(p: Program, values: dict | None = None) -> None:
     values = values or {}
     defined = set(p.inputs)
     assert len(defined) == len(p.inputs), "an input is listed twice"
-    for e in p.eqns:
-        for x in e.ins:
-            assert isinstance(x, (Var, Const)), f"{format_eqn(e)}: operand {x!r} is not an atom"
-            if isinstance(x, Var):
-                assert x in defined, f"{format_eqn(e)}: {x.name} used before it is defined"
-        if e.prim.is_guard:
-            assert e.out is None, f"{format_eqn(e)}: a guard defines nothing"
-        else:
-            assert e.out is not None, f"{format_eqn(e)}: no output"
-            assert e.out not in defined, f"{format_eqn(e)}: {e.out.name} defined twice"
-            defined.add(e.out)
-    names = [v.name for v in defined]
+    names = [v.name for v in _verify_block(p.eqns, defined)]
     assert len(names) == len(set(names)), "two variables share a name"
     _verify_adjoint_shapes(p, values)
     for x in output_vars(p.outputs):
@@ -484,6 +562,42 @@ def output_vars(outputs) -> list:
         elif isinstance(x, Var):
             found.append(x)
     return found
+
+
+def _verify_block(eqns, defined: set) -> set:
+    """Check one block; ``defined`` grows with its definitions.  A loop's body is a
+    block of its own (its variables are local to it).  Returns every name defined."""
+    every = set(defined)
+    for e in eqns:
+        data = loop_of(e)
+        if data is not None:
+            for x in e.ins:
+                assert not isinstance(x, Var) or x in defined, \
+                    f"loop at {e.loc}: {x.name} used before it is defined"
+            inner = set(defined) | set(data.phis) | {v for v, _ in data.pops}
+            if data.index is not None:
+                inner.add(data.index)
+            every |= _verify_block(data.body, inner) | inner
+            for x in data.nexts + tuple(a for a, _ in data.saves):
+                assert not isinstance(x, Var) or x in inner, f"loop carries undefined {x}"
+            assert len(data.phis) == len(data.inits) == len(data.nexts) == len(data.outs)
+            for v in data.defines():
+                assert v not in defined, f"{v.name} defined twice"
+                defined.add(v)
+            every |= set(data.defines())
+            continue
+        for x in e.ins:
+            assert isinstance(x, (Var, Const)), f"{format_eqn(e)}: operand {x!r} is not an atom"
+            if isinstance(x, Var):
+                assert x in defined, f"{format_eqn(e)}: {x.name} used before it is defined"
+        if e.prim.is_guard or e.prim is EXIT:
+            assert e.out is None, f"{format_eqn(e)}: a guard defines nothing"
+        else:
+            assert e.out is not None, f"{format_eqn(e)}: no output"
+            assert e.out not in defined, f"{format_eqn(e)}: {e.out.name} defined twice"
+            defined.add(e.out)
+            every.add(e.out)
+    return every
 
 
 def _verify_adjoint_shapes(p: Program, values: dict) -> None:
@@ -517,6 +631,67 @@ class GuardFailed(Exception):
     """Raised by :func:`evaluate` when the inputs leave the program's control path."""
 
 
+class _Exit(Exception):
+    pass
+
+
+def run_block(eqns, env: dict) -> None:
+    """Interpret a block of equations in ``env`` (Var -> value), loops included."""
+    def read(x):
+        return env[x] if isinstance(x, Var) else x.value
+
+    for e in eqns:
+        data = loop_of(e)
+        if data is not None:
+            run_loop(data, env)
+            continue
+        vals = [read(x) for x in e.ins]
+        if e.prim is EXIT:
+            if not vals[0]:
+                raise _Exit()
+            continue
+        if e.prim.is_guard:
+            if not e.prim.impl(*vals, **dict(e.params)):
+                raise GuardFailed(format_eqn(e))
+            continue
+        env[e.out] = e.prim.impl(*vals, **dict(e.params))
+
+
+def run_loop(data: Loop, env: dict) -> None:
+    """Run a loop equation on the values in ``env``, defining what it defines."""
+    def read(x):
+        return env[x] if isinstance(x, Var) else x.value
+
+    state = [read(x) for x in data.inits]
+    tapes = {t: [] for _, t in data.saves}
+    if data.kind == "for":
+        steps = range(*data.bounds)
+    elif data.kind == "while":
+        steps = iter(int, 1)  # forever
+    else:
+        steps = reversed(range(*data.bounds)) if data.bounds else range(env[data.count])
+    count = 0
+    for i in steps:
+        local = dict(env)
+        local.update(zip(data.phis, state))
+        if data.index is not None:
+            local[data.index] = i
+        for v, t in data.pops:
+            local[v] = env[t].pop()
+        try:
+            run_block(data.body, local)
+        except _Exit:
+            break
+        for a, t in data.saves:
+            tapes[t].append(local[a] if isinstance(a, Var) else a.value)
+        state = [local[x] if isinstance(x, Var) else x.value for x in data.nexts]
+        count += 1
+    env.update(zip(data.outs, state))
+    env.update(tapes)
+    if data.count is not None:
+        env[data.count] = count
+
+
 def evaluate(p: Program, *args):
     """Run a program on concrete inputs by interpreting its equations."""
     env = dict(zip(p.inputs, args))
@@ -524,13 +699,8 @@ def evaluate(p: Program, *args):
     def read(x):
         return env[x] if isinstance(x, Var) else x.value
 
-    for e in p.eqns:
-        vals = [read(x) for x in e.ins]
-        if e.prim.is_guard:
-            if not e.prim.impl(*vals, **dict(e.params)):
-                raise GuardFailed(format_eqn(e))
-            continue
-        env[e.out] = e.prim.impl(*vals, **dict(e.params))
+    run_block(p.eqns, env)
+
     def build(x):
         if isinstance(x, tuple):
             return tuple(build(i) for i in x)

@@ -8,7 +8,8 @@ operation on a traced value.  Guarantees of :func:`lower`:
   per equation, every variable defined once, named after the user's variable
   it was assigned to (``c``, ``c_1``, ...) or after its operation;
 * ``if``/``elif``, ``and``/``or``, conditional expressions and ``while`` tests
-  are decided on the concrete values; loops are unrolled; calls into the
+  are decided on the concrete values; loops are unrolled, or rolled into one
+  :class:`~ad_transform.ir.Loop` equation by :mod:`ad_transform.loops`; calls into the
   user's own Python functions (helpers, closures, lambdas, recursion) are
   inlined; operations on constants only are folded away;
 * every decision that depends on the inputs is recorded in
@@ -33,7 +34,7 @@ import types
 import gast
 import numpy as np
 
-from . import fence
+from . import fence, loops
 from .alias import WriteAliasing
 from .calls import Calls, _RoomToRecurse, _describe, _draws_random, _reads_world
 from .containers import Containers
@@ -96,8 +97,12 @@ class Lowerer(OutsideValues, WriteAliasing, Calls, Containers):
     :class:`~ad_transform.calls.Calls` (inlining and library calls) and
     :class:`~ad_transform.containers.Containers` (iteration, container methods)."""
 
-    def __init__(self, fn, wrt, max_eqns=200_000):
+    Break, Continue, Return = _Break, _Continue, _Return  # for loops.py
+
+    def __init__(self, fn, wrt, max_eqns=200_000, unroll=loops.DEFAULT_UNROLL):
         self.fn = fn
+        self.unroll = unroll  # loops this long or longer are rolled (loops.py)
+        self.in_loop = 0  # iterations being probed by loops.py (indices stay traced)
         self.wrt = wrt
         self.namer = Namer()
         self.b = _PathBuilder(self, self.namer, max_eqns)
@@ -160,7 +165,7 @@ class Lowerer(OutsideValues, WriteAliasing, Calls, Containers):
                     result = self._run(src, scope)
                 else:
                     result = self._call_entry(fn, sig, bound, src)
-            except (ADError, _Break, _Continue):
+            except (ADError, _Break, _Continue, loops.CannotRoll):
                 raise
             except RecursionError:
                 raise UnsupportedSyntax("recursion too deep to unroll along this path",
@@ -289,6 +294,8 @@ class Lowerer(OutsideValues, WriteAliasing, Calls, Containers):
             self.exec_block(s.orelse)
 
     def s_While(self, s):
+        if loops.run_while(self, s):
+            return
         run, outer = LoopRun(), self.trip
         try:
             while True:
@@ -306,9 +313,12 @@ class Lowerer(OutsideValues, WriteAliasing, Calls, Containers):
             self.trip = outer
 
     def s_For(self, s):
+        items = self.eval(s.iter)
+        if loops.run_for(self, s, items):
+            return
         run, outer = LoopRun(), self.trip
         try:
-            for item in self._live(self.eval(s.iter), s.iter):
+            for item in self._live(items, s.iter):
                 run.count += 1
                 self.trip = outer + ((run, run.count),)
                 self.b.loc = self.loc(s)
@@ -626,18 +636,21 @@ def _frames_below() -> int:
     return n
 
 
-def lower(fn, args, wrt, max_eqns=200_000) -> tuple[Program, dict]:
+def lower(fn, args, wrt, max_eqns=200_000,
+          unroll=loops.DEFAULT_UNROLL) -> tuple[Program, dict]:
     """Lower ``fn`` on the concrete ``args`` (one per parameter) to SSA.
 
     Returns the program and, apart, the concrete value of each of its
     variables on ``args`` (``Var -> value``): later passes read shapes and
     types off them, and nothing keeps them past the pipeline."""
     with _RoomToRecurse() as python_limit:
-        lowerer = Lowerer(fn, wrt, max_eqns)
+        lowerer = Lowerer(fn, wrt, max_eqns, unroll)
         # the user's code may nest calls as deeply as plain Python would let it
         lowerer.max_depth = python_limit - _frames_below() - 10
         try:
             return lowerer.lower(tuple(args))
+        except loops.CannotRoll:  # a probed loop changed a container: unroll every loop
+            return lower(fn, args, wrt, max_eqns, unroll=0)
         finally:
             # Closures made while lowering may refer back to the lowerer (a recursive
             # helper closure is a reference cycle); emptied, it holds no value of this

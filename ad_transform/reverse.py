@@ -21,7 +21,8 @@ import numpy as np
 
 from . import runtime
 from .errors import ADError, MissingRule
-from .ir import Builder, Const, Hint, Program, Var, _cse_key, _raw, output_vars
+from .ir import LOOP, Builder, Const, Hint, Program, Var, _cse_key, _raw, output_vars
+from .loops_reverse import propagate, reverse_loop
 from .rules import builtins as B
 from .rules import numpy as N
 from .rules import numpy_kernels as K
@@ -32,10 +33,7 @@ __all__ = ["reverse", "prune"]
 
 def _active_set(prog: Program, wrt_vars) -> set:
     active = set(wrt_vars)
-    for e in prog.eqns:
-        if e.out is not None and e.prim.differentiable and any(
-                isinstance(x, Var) and x in active for x in e.ins):
-            active.add(e.out)
+    propagate(prog.eqns, active)  # loops_reverse.py: loop equations too
     return active
 
 
@@ -76,25 +74,9 @@ def reverse(prog: Program, values: dict, wrt: tuple, single: bool,
             adj[out] = _seed(b.value(out))
         leaves = set(wrt_vars) - set(prog.inputs)
         for e in reversed(prog.eqns):
-            if e.out is None or e.out not in adj or e.out in leaves:
+            if e.out is not None and e.out in leaves:
                 continue  # (a tree's leaf keeps its adjoint: it is a gradient)
-            g = adj.pop(e.out)
-            b.loc = e.loc
-            g = _spread(b, e, g, active)
-            params = dict(e.params)
-            ins = [_raw(x) for x in e.ins]
-            for i, x in enumerate(e.ins):
-                if not (isinstance(x, Var) and x in active):
-                    continue
-                rule = e.prim.vjp(i)
-                if rule is None:
-                    continue
-                mark = len(b.eqns)
-                contrib = _apply_rule(b, e, rule, g, ins, params, x)
-                if contrib is None:
-                    continue
-                _accumulate(b, adj, x, contrib, mark, owned)
-                record.append((adj[x], x, False))
+            backprop(b, e, adj, active, record, owned)
         grads = []
         for x in wrt_vars:
             g = adj.get(x)
@@ -114,6 +96,33 @@ def reverse(prog: Program, values: dict, wrt: tuple, single: bool,
         prog, eqns=b.eqns, outputs=((out, ret),) if with_value else (ret,),
         adjoints=[(g, x, exact) for g, x, exact in record if isinstance(g, Var) or np.ndim(g)])
     return result, b.values
+
+
+def backprop(b: Builder, e, adj: dict, active: set, record: list, owned: dict) -> None:
+    """The adjoint of one equation: its inputs' contributions added into ``adj``
+    (a rolled loop's adjoint is a loop: :func:`ad_transform.loops_reverse.reverse_loop`)."""
+    if e.prim is LOOP:
+        reverse_loop(b, e, adj, active, owned)
+        return
+    if e.out is None or e.out not in adj:
+        return
+    g = adj.pop(e.out)
+    b.loc = e.loc
+    g = _spread(b, e, g, active)
+    params = dict(e.params)
+    ins = [_raw(x) for x in e.ins]
+    for i, x in enumerate(e.ins):
+        if not (isinstance(x, Var) and x in active):
+            continue
+        rule = e.prim.vjp(i)
+        if rule is None:
+            continue
+        mark = len(b.eqns)
+        contrib = _apply_rule(b, e, rule, g, ins, params, x)
+        if contrib is None:
+            continue
+        _accumulate(b, adj, x, contrib, mark, owned)
+        record.append((adj[x], x, False))
 
 
 def _apply_rule(b: Builder, e, rule, g, ins, params, x):

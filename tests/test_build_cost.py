@@ -25,7 +25,7 @@ def _loop(x, a, n):
 
 
 def _primal_length(fn, args, wrt):
-    prog, _ = lower(fn, args, wrt, 10 ** 9)
+    prog, _ = lower(fn, args, wrt, 10 ** 9, unroll=0)
     return len(prog.eqns)
 
 
@@ -33,11 +33,11 @@ def test_max_eqns_bounds_the_primal_path_only():
     args = (0.5, 0.9, 30)
     n = _primal_length(_loop, args, (0, 1))
     # the adjoint roughly doubles the code: a budget just above the primal path is enough
-    g = gradient(_loop, wrt=(0, 1), max_eqns=n + 1)(*args)
+    g = gradient(_loop, wrt=(0, 1), max_eqns=n + 1, unroll=0)(*args)  # loops unrolled
     for i in (0, 1):
         assert close(g[i], numerical_gradient(_loop, args, i))
     with pytest.raises(PathTooLong):
-        gradient(_loop, wrt=(0, 1), max_eqns=n - 5)(*args)
+        gradient(_loop, wrt=(0, 1), max_eqns=n - 5, unroll=0)(*args)
 
 
 def test_max_eqns_reaches_the_reverse_pass(monkeypatch):
@@ -64,7 +64,7 @@ def _nested(x, n):
 
 def test_path_too_long_names_the_loops_and_their_iterations():
     with pytest.raises(PathTooLong) as exc_info:
-        gradient(_nested, max_eqns=100)(1.0, 1000)
+        gradient(_nested, max_eqns=100, unroll=0)(1.0, 1000)  # loops unrolled
     msg = str(exc_info.value)
     first = _nested.__code__.co_firstlineno
     f = _nested.__code__.co_filename

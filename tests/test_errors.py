@@ -218,7 +218,7 @@ def _long_loop(x, n):
 
 def test_path_too_long():
     with pytest.raises(PathTooLong) as exc_info:
-        gradient(_long_loop, max_eqns=50)(1.0, 100)
+        gradient(_long_loop, max_eqns=50, unroll=0)(1.0, 100)  # unrolled: 300 operations
     msg = str(exc_info.value)  # at the loop body's line (its `+` or its `*`)
     line = where(_long_loop, "s + x * i")[0].rsplit(":", 1)[0]
     assert line + ":" in msg and "s = s + x * i" in msg and "max_eqns" in msg
@@ -651,7 +651,7 @@ def looping(x, n):
 
 
 def test_error_on_a_new_path_is_not_chained_to_the_path_miss():
-    g = gradient(looping, max_eqns=500)
+    g = gradient(looping, max_eqns=500, unroll=0)  # unrolled, so 1000 iterations are too long
     g(1.0, 10)
     with pytest.raises(PathTooLong) as info:
         g(1.0, 1000)

@@ -79,7 +79,7 @@ def trips(x, m):
 
 
 def test_trip_counts_of_a_while_loop_as_paths():
-    g = gradient(trips, maxsize=40)
+    g = gradient(trips, maxsize=40, unroll=0)  # unrolled: one path per trip count
     counts = list(range(0, 40))
     random.Random(3).shuffle(counts)
     for m in counts:
@@ -91,7 +91,7 @@ def test_trip_counts_of_a_while_loop_as_paths():
 
 
 def test_evicted_paths_leave_the_trie():
-    g = gradient(trips, maxsize=3)
+    g = gradient(trips, maxsize=3, unroll=0)
     for m in range(10):
         assert_fd(trips, (0.7, m), g(0.7, m))
     cache = next(c for c in cache_for.__globals__["_CACHES"][trips].values())
@@ -231,7 +231,7 @@ def test_source_of_a_path_not_compiled_yet():
 
 
 def test_paths_compile_when_built_once_inputs_come_back_to_them():
-    g = gradient(trips)
+    g = gradient(trips, unroll=0)
     cache = _cache_of(trips)
     cache.clear()
     n = cache.eager + cache.trial

@@ -1,0 +1,179 @@
+"""Loop equations -> Python loops in the generated code.
+
+Guarantees of :func:`emit_loop`: a :class:`~ad_transform.ir.Loop` becomes one
+Python ``for``/``while`` statement, preceded by a comment naming the source
+line of the loop and the trip count seen when it was lowered; the carried
+variables are assigned their initial values before it, updated at the end of
+each iteration (one tuple assignment, so they change together) and copied to
+the loop's results after it; every guard of the body is checked on every
+iteration and raises ``PathMiss`` as a guard outside loops does; a while
+loop's test leaves the loop (``break``); tapes are plain lists named after
+what they save (``x_tape``), appended to by the primal loop and popped by the
+adjoint loop, which therefore walks the iterations in reverse.
+"""
+from __future__ import annotations
+
+import builtins
+
+import gast
+
+from .ir import EXIT, LOOP, Eqn, Loop, Namer, Program, loop_of
+
+__all__ = ["emit_block", "emit_loop", "compile_runner"]
+
+
+def _load(name):
+    return gast.Name(id=name, ctx=gast.Load(), annotation=None, type_comment=None)
+
+
+def _store(name):
+    return gast.Name(id=name, ctx=gast.Store(), annotation=None, type_comment=None)
+
+
+def _const(value):
+    return gast.Constant(value=value, kind=None)
+
+
+def _assign(name, value):
+    return gast.Assign(targets=[_store(name)], value=value, type_comment=None)
+
+
+def _name(em, v):
+    return em.names.get(v, v.name)
+
+
+def _marker(comments, text):
+    comments.append(text)
+    return gast.Expr(value=_load(f"__ad_comment_{len(comments) - 1}__"))
+
+
+def emit_block(em, eqns, comments) -> list:
+    """Statements for a block of equations (a loop body), with source-line comments."""
+    out, block = [], None
+    for e in eqns:
+        data = loop_of(e)
+        if data is not None:
+            out.extend(emit_loop(em, e, comments))
+            block = None
+            continue
+        key = (e.phase, e.loc.file, e.loc.line, e.loc.trip) if e.loc else (e.phase, None)
+        if key != block and e.loc is not None:
+            block = key
+            label = "adjoint of " if e.phase == "adjoint" else ""
+            out.append(_marker(comments, f"{label}{e.loc.place()}: {e.loc.text.strip()}"))
+        if e.prim is EXIT:
+            out.append(gast.If(test=gast.UnaryOp(op=gast.Not(), operand=em.atom(e.ins[0])),
+                               body=[gast.Break()], orelse=[]))
+        elif e.out is None:
+            out.append(em.guard(e))
+        else:
+            out.append(_assign(_name(em, e.out), em.expr(e)))
+    return out
+
+
+def _range(em, bounds):
+    start, stop, step = bounds
+    parts = [stop] if start == 0 and step == 1 else [start, stop] if step == 1 else bounds
+    return _call(em, builtins.range, "range", [em.const(b) for b in parts])
+
+
+def _call(em, fn, hint, args):
+    return gast.Call(func=_load(em.bind(fn, hint)), args=args, keywords=[])
+
+
+def emit_loop(em, e: Eqn, comments, counter: tuple | None = None) -> list:
+    """The statements of loop equation ``e``: set-up, the loop, and its results."""
+    data: Loop = loop_of(e)
+    out = []
+    where = e.loc.place() if e.loc else "?"
+    if data.kind == "reverse":
+        out.append(_marker(comments, f"adjoint of {where}: {data.line}  (rolled loop, "
+                                     f"iterations in reverse)"))
+    elif counter is None:
+        out.append(_marker(comments, f"{where}: {data.line}  (rolled loop: {data.trips} "
+                                     f"iterations seen)"))
+    for _, tape in data.saves:
+        out.append(_assign(_name(em, tape), gast.List(elts=[], ctx=gast.Load())))
+    if data.count is not None and data.kind != "reverse":
+        out.append(_assign(_name(em, data.count), _const(0)))
+    for phi, init in zip(data.phis, data.inits):
+        if init is not phi:
+            out.append(_assign(phi.name, em.atom(init)))
+    inner = []
+    for v, tape in data.pops:
+        inner.append(_assign(v.name, gast.Call(
+            func=gast.Attribute(value=_load(_name(em, tape)), attr="pop", ctx=gast.Load()),
+            args=[], keywords=[])))
+    saves = [gast.Expr(value=gast.Call(
+        func=gast.Attribute(value=_load(_name(em, tape)), attr="append", ctx=gast.Load()),
+        args=[em.atom(a)], keywords=[])) for a, tape in data.saves]
+    exit_at = next((i for i, b in enumerate(data.body) if b.prim is EXIT), -1)
+    inner += emit_block(em, data.body[:exit_at + 1], comments)
+    inner += saves
+    inner += emit_block(em, data.body[exit_at + 1:], comments)
+    pairs = [(p, n) for p, n in zip(data.phis, data.nexts) if n is not p]
+    if pairs:
+        targets = [_store(p.name) for p, _ in pairs]
+        values = [em.atom(n) for _, n in pairs]
+        inner.append(gast.Assign(
+            targets=[targets[0] if len(pairs) == 1 else gast.Tuple(elts=targets, ctx=gast.Store())],
+            value=values[0] if len(pairs) == 1 else gast.Tuple(elts=values, ctx=gast.Load()),
+            type_comment=None))
+    for name in ([_name(em, data.count)] if data.count is not None and data.kind != "reverse"
+                 else []) + ([counter[0]] if counter else []):
+        inner.append(gast.AugAssign(target=_store(name), op=gast.Add(), value=_const(1)))
+    if counter and data.kind == "while":
+        inner.append(gast.If(test=gast.Compare(left=_load(counter[0]), ops=[gast.GtE()],
+                                               comparators=[_load(counter[1])]),
+                             body=[gast.Break()], orelse=[]))
+    if not inner:
+        inner = [gast.Pass()]
+    index = _store(data.index.name) if data.index is not None else _store("_")
+    if data.kind == "for":
+        out.append(gast.For(target=index, iter=_range(em, data.bounds),
+                            body=inner, orelse=[], type_comment=None))
+    elif data.kind == "while":
+        out.append(gast.While(test=_const(True), body=inner, orelse=[]))
+    else:
+        if data.bounds:
+            steps = _call(em, builtins.reversed, "reversed", [_range(em, data.bounds)])
+        else:
+            steps = _call(em, builtins.range, "range", [em.atom(data.count)])
+        out.append(gast.For(target=index, iter=steps, body=inner, orelse=[],
+                            type_comment=None))
+    for o, phi in zip(data.outs, data.phis):
+        out.append(_assign(_name(em, o), _load(phi.name)))
+    return out
+
+
+def compile_runner(data: Loop, free, used, cap: int, label: str):
+    """A function running loop ``data`` from the carried values it is given (then the
+    values of ``free``): returns ``(exception or None, iterations completed, carried
+    values)``; on an exception the carried values are those at the start of the
+    iteration that raised (a guard's ``PathMiss``, or an error of the user's code)."""
+    from .compile import compile_function
+    from .emit import Emitted, _Emitter
+
+    namer = Namer(reserved=used)
+    prog = Program("run_loop", tuple(data.phis) + tuple(free), [], (), namer=namer)
+    em = _Emitter(prog, {})
+    comments: list = []
+    n, exc, cap_name = namer.fresh("n"), namer.fresh("exc"), namer.fresh("cap")
+    eqn = Eqn(LOOP, (), None, None, (("loop", data),))
+    state = gast.Tuple(elts=[_load(p.name) for p in data.phis], ctx=gast.Load())
+    body = [_assign(n, _const(0)), gast.Try(
+        body=emit_loop(em, eqn, comments, counter=(n, cap_name)),
+        handlers=[gast.ExceptHandler(type=_load(em.bind(Exception, "Exception")),
+                                     name=_store(exc), body=[gast.Return(value=gast.Tuple(
+                                         elts=[_load(exc), _load(n), state], ctx=gast.Load()))])],
+        orelse=[], finalbody=[]),
+        gast.Return(value=gast.Tuple(elts=[_const(None), _load(n), state], ctx=gast.Load()))]
+    em.namespace[cap_name] = cap
+    args = gast.arguments(args=[gast.Name(id=v.name, ctx=gast.Param(), annotation=None,
+                                          type_comment=None) for v in prog.inputs],
+                          posonlyargs=[], vararg=None, kwonlyargs=[], kw_defaults=[],
+                          kwarg=None, defaults=[])
+    fdef = gast.FunctionDef(name="run_loop", args=args, body=body, decorator_list=[],
+                            returns=None, type_comment=None, type_params=[])
+    fn, _, _ = compile_function(Emitted(fdef, em.namespace, comments), f"{label} loop")
+    return fn

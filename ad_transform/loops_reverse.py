@@ -1,0 +1,198 @@
+"""The adjoint of a rolled loop is a loop over the body's adjoint, run in reverse.
+
+Guarantees of :func:`reverse_loop`: the primal loop is given tapes (one list
+per carried variable the adjoint needs, filled with its value at the start of
+every iteration); one adjoint loop walks the iterations in reverse, restores
+those values from the tapes, recomputes what the body's adjoint needs from
+them (the body's guards were checked by the primal loop and are dropped), and
+carries the adjoints of the carried variables and of the outer variables the
+body reads (summed over the iterations).  The carried adjoints keep their
+variables' shapes on every iteration.  Afterwards the adjoints flow to the
+loop's initial values and outer variables like any contribution.
+:func:`propagate` is the activity analysis with loops: a carried variable is
+active when its initial value is or when an iteration makes it so.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .ir import EXIT, LOOP, Const, Eqn, Loop, Var, _cse_key, body_free, loop_of
+
+__all__ = ["propagate", "reverse_loop"]
+
+
+def propagate(eqns, active: set) -> None:
+    """Add to ``active`` every variable of ``eqns`` that depends on an active one."""
+    for e in eqns:
+        data = loop_of(e)
+        if data is not None:
+            flags, _ = _activity(data, active)
+            active.update(o for o, f in zip(data.outs, flags) if f)
+        elif e.out is not None and e.prim.differentiable and any(
+                isinstance(x, Var) and x in active for x in e.ins):
+            active.add(e.out)
+
+
+def _activity(data: Loop, active: set):
+    """(active flag of each carried variable, the active set inside the body)."""
+    flags = [isinstance(i, Var) and i in active for i in data.inits]
+    while True:
+        local = set(active)
+        local.update(p for p, f in zip(data.phis, flags) if f)
+        propagate(data.body, local)
+        new = [f or (isinstance(n, Var) and n in local) for f, n in zip(flags, data.nexts)]
+        if new == flags:
+            return flags, local
+        flags = new
+
+
+def _like(value, result=False):
+    """A stand-in value for an adjoint whose per-iteration value is not computed now:
+    right type and shape (a read-only view, so a gradient made from it is copied; a
+    loop's result as a NumPy float, so a gradient made from it is made a float)."""
+    if isinstance(value, np.ndarray):
+        return np.broadcast_to(np.ones((), dtype=np.result_type(value.dtype, np.float64)),
+                               value.shape)
+    return np.float64(1.0) if result or not isinstance(value, (int, float)) else 1.0
+
+
+def _zero(b, like: Var, inside: bool):
+    from .rules import numpy as N
+    value = b.value(like)
+    if isinstance(value, np.ndarray):
+        return b.record(N.zeros_like, (like,), {"dtype": np.float64}
+                      if value.dtype.kind != "f" else None, hint="d_" + like.name)
+    return 0.0
+
+
+def _fit(b, g, like):
+    """``g`` with the shape (and, for a Python number, the float type) of ``like``'s
+    value, so a carried adjoint keeps its signature on every iteration."""
+    from .rules import builtins as B
+    from .rules import numpy as N
+    value, gv = b.value(like), b.value(g)
+    if isinstance(value, np.ndarray):
+        if np.shape(gv) != value.shape:
+            g = b.apply(N.fit_shape, (g, value.shape))
+        return g
+    if type(gv) is not float:
+        g = b.apply(B.to_float, (g,))
+    return g
+
+
+def _prune(eqns, outs) -> list:
+    live = {x for x in outs if isinstance(x, Var)}
+    kept = []
+    for e in reversed(eqns):
+        data = loop_of(e)
+        defs = data.defines() if data is not None else ((e.out,) if e.out is not None else ())
+        if any(d in live for d in defs):
+            kept.append(e)
+            live.update(x for x in e.ins if isinstance(x, Var))
+    kept.reverse()
+    return kept
+
+
+def _replace(eqns: list, old, new) -> None:
+    for i in range(len(eqns) - 1, -1, -1):
+        if eqns[i] is old:
+            eqns[i] = new
+            return
+    raise AssertionError("loop equation not found")
+
+
+def reverse_loop(b, e, adj: dict, active: set, owned: dict) -> None:
+    """Append the adjoint loop of loop equation ``e`` (see the module docstring)."""
+    from .reverse import _accumulate, backprop
+    from .rules import builtins as B
+
+    data = loop_of(e)
+    flags, local = _activity(data, active)
+    gs = {k: adj.pop(o) for k, o in enumerate(data.outs) if o in adj}
+    if not gs:
+        return
+    index = {data.index} if data.index is not None else set()
+    carried = [k for k, f in enumerate(flags) if f]
+    free_active = [x for x in body_free(data.body, set(data.phis) | index) if x in active]
+    b.loc = e.loc
+    inits = []
+    for k in carried:
+        g = gs.get(k)
+        inits.append(_fit(b, g, data.outs[k]) if g is not None
+                     else _zero(b, data.outs[k], False))
+    inits += [_zero(b, x, False) for x in free_active]
+
+    saved = b.eqns, b.seen
+    b.eqns, b.seen = [], {}
+    try:
+        dps = [b.new_var("d_" + data.phis[k].name, _like(b.value(data.phis[k])))
+               for k in carried]
+        accs = [b.new_var("d_" + x.name, np.zeros(np.shape(b.value(x)), np.result_type(
+            b.value(x), np.float64)) if isinstance(b.value(x), np.ndarray)
+            else _like(b.value(x))) for x in free_active]  # arrays: a buffer written in place
+        recompute = [x for x in data.body if x.prim is not EXIT and (
+            x.out is not None or x.prim is LOOP)]
+        for x in recompute:
+            b.eqns.append(x)
+            key = None if x.out is None or x.prim is B.call_opaque else _cse_key(
+                x.prim, x.ins, dict(x.params))
+            if key is not None:
+                b.seen.setdefault(key, x.out)
+        # an array read by the body gets its adjoint summed into one buffer, carried from
+        # iteration to iteration and written in place (x[i] adds into d_x[i])
+        body_adj: dict = {x: acc for x, acc in zip(free_active, accs)
+                          if isinstance(b.value(x), np.ndarray)}
+        body_owned: dict = {acc: x for x, acc in body_adj.items()}
+        for k, d in zip(carried, dps):
+            n = data.nexts[k]
+            if isinstance(n, Var) and n in local:
+                _accumulate(b, body_adj, n, d, len(b.eqns), body_owned)
+        for x in reversed(recompute):
+            backprop(b, x, body_adj, local, [], body_owned)
+        b.loc = e.loc
+        nexts = []
+        for k in carried:
+            phi = data.phis[k]
+            g = body_adj.pop(phi, None)
+            nexts.append(_fit(b, g, phi) if g is not None else _zero(b, phi, True))
+        for x, acc in zip(free_active, accs):
+            g = body_adj.pop(x, None)
+            if isinstance(b.value(x), np.ndarray):
+                nexts.append(_fit(b, g, x))  # the buffer, with this iteration's reads added
+            else:
+                nexts.append(b.apply(B.add, (acc, g), hint="d_" + x.name) if g is not None
+                             else acc)
+        nexts = [x if isinstance(x, Var) else Const(x) for x in nexts]
+        body = b.eqns
+    finally:
+        b.eqns, b.seen = saved
+    body = _prune(body, nexts)
+    phis = tuple(dps) + tuple(accs)
+    uses = body_free(body, set(phis) | index)
+    uses += [x for x in nexts if isinstance(x, Var) and x not in uses and x not in phis
+             and not any(q.out is x for q in body)]
+    pops = [p for p in data.phis if p in uses]
+    outer = [x for x in uses if x not in data.phis and x not in index]
+    tapes = tuple((p, b.new_var(p.name + "_tape", [])) for p in pops)
+    count = b.new_var("trips", 0) if data.kind == "while" else None
+    primal = dataclasses.replace(data, saves=tapes, count=count)
+    _replace(b.eqns, e, Eqn(LOOP, e.ins, None, e.loc, (("loop", primal),), e.phase))
+    outs = tuple(b.new_var(p.name, _like(b.value(p), True)) for p in phis)
+    rev = Loop("reverse", body, phis, tuple(x if isinstance(x, Var) else Const(x)
+                                            for x in inits), tuple(nexts), outs,
+               data.index, tuple(data.bounds) if data.kind == "for" else (), tuple(outer),
+               data.trips, data.line, count=count, pops=tapes)
+    ins = [x for x in rev.inits if isinstance(x, Var)] + outer + [t for _, t in tapes]
+    ins += [count] if count is not None else []
+    if tapes:  # the initial values are on the tapes: never written in place before this
+        ins += [x for x in data.inits if isinstance(x, Var)]
+    b.append(Eqn(LOOP, tuple(dict.fromkeys(ins)), None, e.loc, (("loop", rev),), "adjoint"))
+    mark = len(b.eqns)
+    for k, o in zip(carried, outs):
+        init = data.inits[k]
+        if isinstance(init, Var) and init in active:
+            _accumulate(b, adj, init, o, mark, owned)
+    for x, o in zip(free_active, outs[len(carried):]):
+        _accumulate(b, adj, x, o, mark, owned)

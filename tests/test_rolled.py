@@ -1,0 +1,377 @@
+"""Rolled loops (issue 8): long loops become Python loops in the generated code.
+
+Every gradient is compared with central finite differences and with autograd
+(and, for array inputs, with a directional derivative: the dot-product check);
+the rolled derivative also agrees with the unrolled one (``unroll=0``).  The
+shape of the generated code is checked through ``.source()`` and the number of
+compiled paths through ``cache_info()``.
+"""
+import math
+import types
+
+import autograd
+import autograd.numpy as anp
+import numpy as np
+import pytest
+
+from ad_transform import gradient, ir, lower, value_and_gradient
+from ad_transform.testing import numerical_gradient
+
+
+def _autograd_version(f):
+    """``f`` (and the helpers of this module it calls) with ``np`` bound to autograd.numpy."""
+    env = dict(f.__globals__)
+    env["np"] = anp
+    for name, v in list(env.items()):
+        if isinstance(v, types.FunctionType) and v.__module__ == __name__:
+            env[name] = types.FunctionType(v.__code__, env, v.__name__, v.__defaults__)
+    return env[f.__name__]
+
+
+def _close(a, b, rtol=1e-5, atol=1e-7):
+    return np.allclose(np.asarray(a, float), np.asarray(b, float), rtol=rtol, atol=atol)
+
+
+def check(f, args, wrt=0, auto=None, rtol=1e-5, atol=1e-7, rolled=True):
+    """gradient(f) vs finite differences, autograd (``auto``: the same function written
+    with autograd.numpy, default ``f``), the unrolled derivative, and for arrays a
+    directional derivative.  Returns the gradient wrapper."""
+    g = gradient(f, wrt=wrt)
+    got = g(*args)
+    single = not isinstance(wrt, tuple)
+    idx = (wrt,) if single else wrt
+    grads = (got,) if single else got
+    for i, gi in zip(idx, grads):
+        fd = numerical_gradient(f, args, i)
+        assert _close(gi, fd, rtol=1e-4, atol=1e-6), (f.__name__, i, gi, fd)
+        ag = autograd.grad(_autograd_version(auto or f), i)(*args)
+        assert _close(gi, ag, rtol, atol), (f.__name__, i, gi, ag)
+        if np.ndim(args[i]):
+            v = np.random.default_rng(i).standard_normal(np.shape(args[i]))
+            eps = 1e-6
+            plus = list(args); plus[i] = args[i] + eps * v
+            minus = list(args); minus[i] = args[i] - eps * v
+            dd = (f(*plus) - f(*minus)) / (2 * eps)
+            assert math.isclose(float(np.sum(gi * v)), dd, rel_tol=1e-4, abs_tol=1e-6)
+    unrolled = gradient(f, wrt=wrt, unroll=0)(*args)
+    assert _close(got, unrolled, 1e-9, 1e-12)
+    src = g.source(*args)
+    assert ("rolled loop" in src) == rolled, src
+    return g
+
+
+# -- recurrences, integration, arrays ----------------------------------------------------
+
+def recurrence(x, a):
+    for i in range(200):
+        x = np.sin(x) * a + 0.1 * x
+    return x
+
+
+def test_recurrence_is_one_loop_in_the_source():
+    g = check(recurrence, (0.3, 1.2), wrt=(0, 1))
+    src = g.source(0.3, 1.2)
+    assert src.count("\n") < 80  # the body once (and once peeled: x becomes a NumPy float)
+    assert "for i in range(1, 200):" in src
+    assert "x_2_tape.append(x_2)" in src and "x_2 = x_2_tape.pop()" in src
+    assert "(rolled loop: 199 iterations seen)" in src
+    assert "for i in reversed(range(1, 200)):" in src
+
+
+def test_value_and_gradient_of_a_rolled_loop():
+    value, grads = value_and_gradient(recurrence, wrt=(0, 1))(0.3, 1.2)
+    assert value == pytest.approx(recurrence(0.3, 1.2))
+    assert _close(grads, gradient(recurrence, wrt=(0, 1), unroll=0)(0.3, 1.2))
+
+
+def euler(k, c):
+    x, v, dt = 1.0, 0.0, 0.01
+    for i in range(1000):
+        acc = -k * x - c * v
+        x = x + dt * v
+        v = v + dt * acc
+    return x
+
+
+def test_euler_damped_oscillator():
+    check(euler, (2.0, 0.3), wrt=(0, 1))
+
+
+def time_dependent(x):
+    dt = 0.05
+    for i in range(100):
+        t = i * dt  # the loop index is a value of the path, not a constant
+        x = x + dt * np.cos(t) * x
+    return x
+
+
+def test_values_derived_from_the_index():
+    g = check(time_dependent, (0.7,))
+    assert "i * 0.05" in g.source(0.7)
+
+
+def rosenbrock(x):
+    s = 0.0
+    for i in range(len(x) - 1):
+        s = s + 100.0 * (x[i + 1] - x[i] ** 2) ** 2 + (1 - x[i]) ** 2
+    return s
+
+
+def test_loop_over_array_elements_by_index():
+    x = np.linspace(-1.2, 1.1, 60)
+    check(rosenbrock, (x,))
+
+
+def sum_of_squares(x):
+    s = 0.0
+    for xi in x:
+        s = s + xi * np.tanh(xi)
+    return s
+
+
+def test_loop_over_an_array():
+    check(sum_of_squares, (np.linspace(-2.0, 2.0, 40),))
+
+
+def write_items(x):
+    y = x * 1.0
+    for i in range(1, len(x)):
+        y[i] = y[i - 1] * 0.5 + x[i]
+    return np.sum(y * y)
+
+
+def auto_write_items(x):
+    y = [x[0]]
+    for i in range(1, len(x)):
+        y.append(y[-1] * 0.5 + x[i])
+    return np.sum(np.array(y) ** 2)
+
+
+def test_item_assignment_in_a_loop():
+    check(write_items, (np.linspace(0.1, 2.0, 30),), auto=auto_write_items)
+
+
+def array_state(w, x):
+    h = x
+    for i in range(30):
+        h = np.tanh(w * h + 0.1)
+    return np.sum(h)
+
+
+def test_carried_array():
+    check(array_state, (np.full(5, 0.9), np.linspace(-1, 1, 5)), wrt=(0, 1))
+
+
+# -- while loops: one path for every trip count ---------------------------------------
+
+def grow(x):
+    while x < 100.0:
+        x = x * 1.1 + 0.01
+    return x
+
+
+def test_while_loop_one_path_across_trip_counts():
+    g = gradient(grow)
+    starts = [1.0, 2.0, 0.5, 3.0, 10.0, 0.01, 0.2, 7.0]
+    counts = set()
+    for x0 in starts:
+        got = g(x0)
+        assert _close(got, numerical_gradient(grow, (x0,), 0), 1e-4, 1e-6)
+        assert _close(got, autograd.grad(_autograd_version(grow))(x0))
+        n, x = 0, x0
+        while x < 100.0:
+            x, n = x * 1.1 + 0.01, n + 1
+        counts.add(n)
+    assert len(counts) > 4
+    assert g.cache_info().currsize == 1  # one compiled path for every trip count >= 16
+    assert "while True:" in g.source(1.0)
+
+
+def short_while(x):
+    while x < 2.0:
+        x = x * 1.5
+    return x
+
+
+def test_short_while_loop_stays_straight_line():
+    g = gradient(short_while)
+    assert _close(g(1.0), autograd.grad(_autograd_version(short_while))(1.0))
+    assert "while True" not in g.source(1.0) and "rolled loop" not in g.source(1.0)
+
+
+# -- leaving the body's path mid-loop -------------------------------------------------
+
+def flip(x, n):
+    for i in range(n):
+        if x > 1.0:
+            x = x * 0.5
+        else:
+            x = x * 1.3 + 0.1
+    return x
+
+
+def test_iteration_that_leaves_the_body_path():
+    check(flip, (0.2, 40))
+
+
+def late_switch(x):
+    for i in range(60):
+        if i < 45:
+            x = np.sin(x) + 0.5
+        else:
+            x = x * x * 0.5
+    return x
+
+
+def test_branch_on_the_index_changes_mid_loop():
+    g = check(late_switch, (0.3,))
+    # iterations 0-44 and 46-59 are rolled pieces; iteration 45 is lowered on its own
+    assert g.source(0.3).count("rolled loop") >= 2
+
+
+def test_guard_inside_a_rolled_loop_sends_other_inputs_elsewhere():
+    g = gradient(flip)
+    a = g(0.2, 40)
+    b = g(1.7, 40)  # takes the branches in another order: another path
+    assert _close(b, numerical_gradient(flip, (1.7, 40), 0), 1e-4, 1e-6)
+    assert _close(a, numerical_gradient(flip, (0.2, 40), 0), 1e-4, 1e-6)
+    assert g.cache_info().currsize == 2
+
+
+# -- nested loops, break/continue, helpers ----------------------------------------------
+
+def nested(x):
+    for i in range(20):
+        for j in range(20):
+            x = np.sin(x) + 0.01 * j
+    return x
+
+
+def test_nested_loops_roll_inside_out():
+    g = check(nested, (0.5,))
+    src = g.source(0.5)
+    assert "for i in range(1, 20):" in src  # outer iteration 0 peeled: x becomes np.float64
+    assert "for i in reversed(range(1, 20)):" in src
+    assert src.count("\n") < 150
+
+
+def matrix_loops(a):
+    s = 0.0
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            s = s + a[i, j] * a[i, j] * (i + 1)
+    return s
+
+
+def test_nested_loops_over_a_matrix():
+    check(matrix_loops, (np.arange(20 * 18, dtype=float).reshape(20, 18) / 100,))
+
+
+def stops_early(x):
+    for i in range(100):
+        x = x * 1.05
+        if x > 3.0:
+            break
+    return x
+
+
+def test_break():
+    check(stops_early, (1.0,))
+
+
+def skips(x):
+    for i in range(50):
+        if x > 5.0:
+            continue
+        x = x + 0.1 * np.sin(x)
+    return x
+
+
+def test_continue():
+    check(skips, (1.0,))
+    check(skips, (4.0,))
+
+
+def forever(x):
+    n = 0
+    while True:
+        x = x * 1.2
+        n = n + 1
+        if x > 50.0:
+            break
+    return x * n
+
+
+def test_while_true_with_break():
+    check(forever, (1.0,))
+
+
+def step(x, v, k):
+    return x + 0.01 * v, v - 0.01 * k * x
+
+
+def integrate(x, k):
+    v = 0.0
+    for i in range(300):
+        x, v = step(x, v, k)
+    return x
+
+
+def test_loop_calling_a_helper():
+    check(integrate, (1.0, 3.0), wrt=(0, 1))
+
+
+def inner_loop(x, a):
+    for i in range(25):
+        x = np.tanh(a * x + 0.1)
+    return x
+
+
+def uses_helper(x, a):
+    return inner_loop(x, a) * inner_loop(a, x)
+
+
+def test_loop_in_an_inlined_helper():
+    check(uses_helper, (0.5, 1.5), wrt=(0, 1))
+
+
+def int_counter(x):
+    n = 0
+    total = 0.0
+    for i in range(40):
+        n = n + 2
+        total = total + x * n
+    return total
+
+
+def test_carried_int_counter():
+    check(int_counter, (1.5,))
+
+
+def appends(x):
+    out = []
+    for i in range(30):
+        x = x * 1.01
+        out.append(x)
+    return sum(out)
+
+
+def test_loop_that_appends_stays_unrolled():
+    check(appends, (1.0,), rolled=False)
+
+
+# -- options and IR --------------------------------------------------------------------
+
+def test_unroll_option_sets_the_threshold():
+    assert "rolled loop" in gradient(recurrence, unroll=200).source(0.3, 1.2)
+    assert "rolled loop" not in gradient(recurrence, unroll=201).source(0.3, 1.2)
+    assert "rolled loop" not in gradient(recurrence, unroll=0).source(0.3, 1.2)
+
+
+def test_loop_equation_prints_verifies_and_evaluates():
+    prog, values = lower.lower(euler, (2.0, 0.3), (0, 1))
+    text = ir.format_program(prog)
+    assert "loop for i in range(0, 1000, 1) (1000 trips seen) carry(v=0.0, x=1.0)" in text
+    ir.verify(prog)
+    assert ir.evaluate(prog, 2.0, 0.3) == pytest.approx(euler(2.0, 0.3))
+    assert len(prog.eqns) < 20

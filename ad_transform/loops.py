@@ -19,9 +19,15 @@ loop exactly as before):
 * a loop is rolled only when lowering it again would give the same thing: the
   iteration changes no container and no name other than carried numbers and
   arrays, the loop variable and temporaries that nothing after the loop reads.
-  Otherwise (or after a few probes that do not match) the lowering is rewound
-  to the start of the probe and the loop is unrolled as before: never a wrong
-  path.
+  Otherwise (or after a few probes that do not match, or when a probe raises)
+  the lowering is rewound to the start of the probe and the loop is unrolled
+  as before: never a wrong path.  (A probe that changed a container cannot be
+  rewound: :class:`CannotRoll` makes :func:`ad_transform.lower.lower` start
+  again with every loop unrolled.)
+
+Concrete values read here: a carried value's type (as ``sig`` does), and the
+values of carried and outer variables handed to the compiled body, whose own
+guards check every fact the body's path depends on, on every iteration.
 """
 from __future__ import annotations
 
@@ -404,14 +410,14 @@ def _try_roll(lw, s, k, total, item_of, index_of, bounds_of, active=frozenset())
     b = lw.b
     snap = _Snapshot(lw)
     state = _carried(lw, s)
-    p0 = _probe(lw, s, snap, state, index_of(k), item_of, active)
+    p0 = _guarded_probe(lw, s, snap, state, index_of(k), item_of, active)
     if p0 is None or p0.mutated:
         return _give_up(lw, snap, p0)
     state1 = {n: (v if isinstance(v, Var) else v.value) for n, v in zip(p0.names, p0.nexts)}
     if total is not None and k + 1 >= total:
         snap.rewind(lw)
         return None
-    p1 = _probe(lw, s, snap, state1, index_of(k + 1), item_of)
+    p1 = _guarded_probe(lw, s, snap, state1, index_of(k + 1), item_of)
     if p1 is None or p1.mutated:
         return _give_up(lw, snap, p1)
     if not _same_iteration(b, p0, p1):
@@ -477,6 +483,20 @@ def _drop_dead(lw, s, p0, p1, start):
         p.inits = tuple(p.inits[i] for i in keep)
         p.nexts = tuple(p.nexts[i] for i in keep)
     start[:] = [start[i] for i in keep]
+
+
+def _guarded_probe(lw, s, snap, *args):
+    """:func:`_probe`, where an error (a traced index reaching code that needs a plain
+    int, a refusal, or the user's own error) means "not rolled here": the lowering is
+    rewound, and unrolling the iteration raises the error again if it is real."""
+    try:
+        return _probe(lw, s, snap, *args)
+    except CannotRoll:
+        raise
+    except Exception:
+        if _containers(lw) != snap.containers:
+            raise CannotRoll() from None
+        return None
 
 
 def _give_up(lw, snap, probe):

@@ -17,7 +17,7 @@ import builtins
 
 import gast
 
-from .ir import EXIT, LOOP, Eqn, Loop, Namer, Program, loop_of
+from .ir import EXIT, LOOP, Eqn, Loop, Namer, Program, Var, loop_of
 
 __all__ = ["emit_block", "emit_loop", "compile_runner"]
 
@@ -66,9 +66,22 @@ def emit_block(em, eqns, comments) -> list:
                                body=[gast.Break()], orelse=[]))
         elif e.out is None:
             out.append(em.guard(e))
+        elif e.prim is _add_at() and isinstance(e.ins[0], Var):
+            # d_x = _rt.add_at(d_x_1, i, g), the same written out: d_x_1[i] += g; d_x = d_x_1
+            buf, idx, g = e.ins
+            out.append(gast.AugAssign(target=gast.Subscript(
+                value=_load(_name(em, buf)), slice=em.index(idx), ctx=gast.Store()),
+                op=gast.Add(), value=em.atom(g)))
+            if _name(em, buf) != _name(em, e.out):
+                out.append(_assign(_name(em, e.out), em.atom(buf)))
         else:
             out.append(_assign(_name(em, e.out), em.expr(e)))
     return out
+
+
+def _add_at():
+    from .rules import numpy as N
+    return N.add_at
 
 
 def _range(em, bounds):

@@ -34,9 +34,9 @@ from __future__ import annotations
 import gast
 import numpy as np
 
-from . import runtime
 from .errors import PathTooLong
-from .ir import EXIT, LOOP, Const, Eqn, Loop, Var, body_free, loop_of, value_kind
+from .ir import EXIT, LOOP, Const, Eqn, Loop, Var, body_free, value_kind
+from .loops_match import same_iteration
 
 __all__ = ["run_for", "run_while", "traced_index_ok", "CannotRoll", "DEFAULT_UNROLL"]
 
@@ -261,115 +261,6 @@ def _kind(b, v) -> str:
     return v.kind if isinstance(v, Var) else value_kind(v)
 
 
-# -- the same equations up to renaming -------------------------------------------------
-
-def _same_const(x, y) -> bool:
-    vx, vy = x.value, y.value
-    if vx is vy:
-        return True
-    if type(vx) is not type(vy):
-        return False
-    if type(vx) in (int, str, bool, bytes, type(None)):
-        return vx == vy
-    if type(vx) is float:
-        return repr(vx) == repr(vy)
-    if type(vx) is slice or type(vx) is tuple:
-        try:
-            return runtime.same(vx, vy)
-        except Exception:
-            return False
-    return False
-
-
-def _same_param(x, y) -> bool:
-    if x is y:
-        return True
-    try:
-        return runtime.same(x, y) and type(x) is type(y)
-    except Exception:
-        return False
-
-
-def _match_block(ea, eb, m: dict, defined_a: set) -> bool:
-    if len(ea) != len(eb):
-        return False
-    for a, c in zip(ea, eb):
-        if a.prim is not c.prim or len(a.ins) != len(c.ins) or a.loc != c.loc:
-            return False
-        for x, y in zip(a.ins, c.ins):
-            if isinstance(x, Var):
-                if not isinstance(y, Var):
-                    return False
-                if x in m:
-                    if m[x] is not y:
-                        return False
-                elif x in defined_a or x is not y:
-                    return False
-            elif isinstance(y, Var) or not _same_const(x, y):
-                return False
-        da, dc = loop_of(a), loop_of(c)
-        if da is not None:
-            if dc is None or da.kind != dc.kind or tuple(da.bounds) != tuple(dc.bounds):
-                return False
-            for p, q in zip(da.phis, dc.phis):
-                if p.kind != q.kind:
-                    return False
-                m[p] = q
-            if (da.index is None) != (dc.index is None):
-                return False
-            if da.index is not None:
-                m[da.index] = dc.index
-            inner = set(defined_a) | set(da.phis)
-            if not _match_block(da.body, dc.body, m, inner):
-                return False
-            for x, y in zip(da.nexts, dc.nexts):
-                if isinstance(x, Var) != isinstance(y, Var) or (
-                        isinstance(x, Var) and m.get(x) is not y) or (
-                        not isinstance(x, Var) and not _same_const(x, y)):
-                    return False
-            for p, q in zip(da.outs, dc.outs):
-                m[p] = q
-                defined_a.add(p)
-            continue
-        pa, pc = dict(a.params), dict(c.params)
-        if pa.keys() != pc.keys():
-            return False
-        for k in pa:
-            if k == "index" and a.prim.is_guard:
-                continue
-            if not _same_param(pa[k], pc[k]):
-                return False
-        if (a.out is None) != (c.out is None):
-            return False
-        if a.out is not None:
-            if a.out.kind != c.out.kind:
-                return False
-            m[a.out] = c.out
-            defined_a.add(a.out)
-    return True
-
-
-def _same_iteration(b, p, q, activity=True) -> bool:
-    if p.names != q.names or len(p.body) != len(q.body):
-        return False
-    m = {x: y for x, y in zip(p.phis, q.phis)}
-    for x, y in zip(p.phis, q.phis):
-        if x.kind != y.kind or (activity and (x in b.active) != (y in b.active)):
-            return False
-    if p.index is not None:
-        m[p.index] = q.index
-    if not _match_block(p.body, q.body, m, set(p.phis)):
-        return False
-    for x, y in zip(p.nexts, q.nexts):
-        if isinstance(x, Var) != isinstance(y, Var):
-            return False
-        if isinstance(x, Var) and m.get(x, x) is not y:
-            return False
-        if not isinstance(x, Var) and not _same_const(x, y):
-            return False
-    return True
-
-
 # -- running the rest of the loop on concrete values -----------------------------------
 
 def _run_rest(lw, data, values):
@@ -420,9 +311,9 @@ def _try_roll(lw, s, k, total, item_of, index_of, bounds_of, active=frozenset())
     p1 = _guarded_probe(lw, s, snap, state1, index_of(k + 1), item_of)
     if p1 is None or p1.mutated:
         return _give_up(lw, snap, p1)
-    if not _same_iteration(b, p0, p1):
+    if not same_iteration(b, p0, p1):
         snap.rewind(lw)
-        if not active and _same_iteration(b, p0, p1, activity=False):
+        if not active and same_iteration(b, p0, p1, activity=False):
             # the first iteration made a carried value depend on a wrt input: probe
             # again with it active from the start
             return _try_roll(lw, s, k, total, item_of, index_of, bounds_of, frozenset(

@@ -237,7 +237,8 @@ def body_free(body, bound) -> list:
         for e in eqns:
             data = loop_of(e)
             ins = e.ins if data is None else data.inits + data.free + tuple(
-                t for _, t in data.pops) + ((data.count,) if data.count is not None else ())
+                t for _, t in data.pops) + ((data.count,) if data.count is not None
+                                            and data.kind == "reverse" else ())
             for x in ins:
                 if isinstance(x, Var) and x not in seen:
                     seen.add(x)

@@ -255,6 +255,23 @@ def test_nested_loops_roll_inside_out():
     assert src.count("\n") < 150
 
 
+def nested_while(x, z):
+    for j in range(20):
+        k = 0
+        while k < 18:
+            z = z * 0.9 + 0.01 * np.sin(x * z)
+            k += 1
+        x = x + 0.01 * z
+    return x + z
+
+
+def test_while_loop_nested_in_a_rolled_loop():
+    # the inner loop's adjoint runs as many times as the primal inner loop did (its
+    # trip count is a value of the outer body)
+    g = check(nested_while, (0.5, 1.5), wrt=(0, 1))
+    assert "while True:" in g.source(0.5, 1.5)
+
+
 def matrix_loops(a):
     s = 0.0
     for i in range(a.shape[0]):

@@ -179,7 +179,7 @@ def _hessian_function(fun, grad_f, params, i, maxsize, max_eqns):
     label = f"{fun.__qualname__} hessian"
 
     def build(args, compile_now=True):  # always compiled; holds nothing alive
-        prog, values = lower(grad_ref() or remake(), args, (i,), max_eqns)
+        prog, values = lower(grad_ref() or remake(), args, (i,), max_eqns, unroll=0)
         (grad,) = prog.outputs
         shape = np.shape(values[prog.inputs[i]])
         eqns, rows = list(prog.eqns), []

@@ -49,7 +49,9 @@ def _match_block(ea, eb, m: dict, defined_a: set) -> bool:
     if len(ea) != len(eb):
         return False
     for a, c in zip(ea, eb):
-        if a.prim is not c.prim or len(a.ins) != len(c.ins) or a.loc != c.loc:
+        if a.prim is not c.prim or len(a.ins) != len(c.ins) or (a.loc is None) != (
+                c.loc is None) or a.loc is not None and (a.loc.file, a.loc.line, a.loc.col) != (
+                c.loc.file, c.loc.line, c.loc.col):  # (not the iteration numbers)
             return False
         for x, y in zip(a.ins, c.ins):
             if isinstance(x, Var):

@@ -160,7 +160,7 @@ def _result(x, values):
 def _build_forward(wrt, max_eqns):
     def build(fun, args, compile_now=True):
         n = len(args) - len(wrt)
-        prog, values = lower(fun, args[:n], wrt, max_eqns)
+        prog, values = lower(fun, args[:n], wrt, max_eqns, unroll=0)  # (loops unrolled)
         if os.environ.get("AD_TRANSFORM_DUMP"):
             _dump("lowered SSA (primal)", ir.format_program(prog))
         full, values = forward(prog, values, wrt, args[n:])
@@ -316,7 +316,7 @@ def _out_leaves(out, values):
 def _build_vjp(wrt, max_eqns):
     def build(fun, args, compile_now=True):
         n = len(inspect.signature(fun).parameters)
-        prog, values = lower(fun, args[:n], wrt, max_eqns)
+        prog, values = lower(fun, args[:n], wrt, max_eqns, unroll=0)  # (loops unrolled)
         leaves, _ = _out_leaves(prog.outputs[0], values)
         cts = args[n:]
         likes = [values[y] if isinstance(y, Var) else ir._raw(y) for y in leaves]

@@ -34,7 +34,7 @@ from __future__ import annotations
 import gast
 import numpy as np
 
-from .errors import PathTooLong
+from .errors import LoopRun, PathTooLong
 from .ir import EXIT, LOOP, Const, Eqn, Loop, Var, body_free, value_kind
 from .loops_match import same_iteration
 
@@ -452,6 +452,16 @@ def run_for(lw, s, iterable) -> bool:
     if total < lw.unroll or not isinstance(s.target, gast.Name) and isinstance(
             iterable, range) or not _eligible(lw, s):
         return False
+    run, outer = LoopRun(), lw.trip
+    try:
+        return _for_pieces(lw, s, total, item_of, index_of, bounds_of, concrete_item, run,
+                           outer)
+    finally:
+        lw.trip = outer
+
+
+def _for_pieces(lw, s, total, item_of, index_of, bounds_of, concrete_item, run, outer):
+    b = lw.b
     k, probes, rolls = 0, 0, 0
     while k < total:
         if probes < _PROBES and rolls < _ROLLS and total - k >= 2:
@@ -461,12 +471,15 @@ def run_for(lw, s, iterable) -> bool:
             if got is not None:
                 rolls += 1
                 k += got[0]
+                run.count += got[0]
                 if got[1] or k >= total:
                     break
             else:
                 probes += 1
         # one iteration lowered as before (after a probe that failed, or where the
-        # iterations left the rolled body's path)
+        # iterations left the rolled body's path), marked with its iteration number
+        run.count += 1
+        lw.trip = outer + ((run, run.count),)
         b.loc = lw.loc(s)
         lw.assign(s.target, concrete_item(k))
         lw.loops[s] = lw.loops.get(s, 0) + 1
@@ -477,6 +490,8 @@ def run_for(lw, s, iterable) -> bool:
             return True
         except lw.Continue:
             pass
+        lw.trip = outer
+    lw.trip = outer
     lw.exec_block(s.orelse)
     return True
 
@@ -486,23 +501,38 @@ def run_while(lw, s) -> bool:
     to roll."""
     if not _eligible(lw, s):
         return False
+    run, outer = LoopRun(), lw.trip
+    try:
+        return _while_pieces(lw, s, run, outer)
+    finally:
+        lw.trip = outer
+
+
+def _while_pieces(lw, s, run, outer):
     k, probes, rolls = 0, 0, 0
     while True:
         if probes < _PROBES and rolls < _ROLLS:
             got = _try_roll(lw, s, k, None, None, lambda k: None, None)
             if got == "short":
+                if k == 0:
+                    return False  # a short loop: unrolled by the lowering as before
                 got, probes = None, _PROBES
             if got is not None:
                 rolls += 1
                 k += got[0]
+                run.count += got[0]
                 if got[1]:
                     lw.exec_block(s.orelse)
                     return True
             else:
                 probes += 1
+        lw.trip = outer + ((run, run.count + 1),)  # its test belongs to it
+        lw.b.loc = lw.loc(s)
         if not lw.truth(lw.eval(s.test), s.test):
+            lw.trip = outer
             lw.exec_block(s.orelse)
             return True
+        run.count += 1
         lw.loops[s] = lw.loops.get(s, 0) + 1
         k += 1
         try:
@@ -511,7 +541,7 @@ def run_while(lw, s) -> bool:
             return True
         except lw.Continue:
             pass
-        lw.b.loc = lw.loc(s)
+        lw.trip = outer
 
 
 class CannotRoll(Exception):

@@ -21,6 +21,7 @@ import weakref
 import gast
 
 from . import ir
+from .builder import Builder
 from .cache import Entry, cache_for
 from .compile import compile_function
 from .dispatcher import emit_dispatcher
@@ -177,7 +178,7 @@ def _split_aux(prog, values):
 def _attach_aux(full, values, aux, with_value):
     """Append the equation building ``aux`` (after the adjoints, so no in-place update
     of the gradient code can touch an array in it) and return it beside the gradient."""
-    b = ir.Builder(full.namer)
+    b = Builder(full.namer)
     b.values, b.eqns = values, list(full.eqns)
     (out,) = full.outputs
     grads = out[1] if with_value else out

@@ -24,7 +24,8 @@ import numpy as np
 
 from . import runtime
 from .errors import ADError, MissingRule
-from .ir import Builder, Const, Eqn, Hint, Program, Var, _cse_key, _raw
+from .builder import Builder, _cse_key
+from .ir import Const, Eqn, Hint, Program, Var, _raw
 from .values import _contains_var
 from .reverse import _describe, _owned_grad
 from .rules import builtins as B

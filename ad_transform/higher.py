@@ -27,6 +27,7 @@ import weakref
 import numpy as np
 
 from . import ir
+from .builder import Builder
 from .api import _resolve_wrt, gradient
 from .cache import Entry, cache_for
 from .compile import compile_function
@@ -187,7 +188,7 @@ def _hessian_function(fun, grad_f, params, i, maxsize, max_eqns):
         for k in range(int(np.prod(shape, dtype=int))):
             unit = np.zeros(shape)
             unit.flat[k] = 1.0
-            b = ir.Builder(prog.namer)
+            b = Builder(prog.namer)
             b.values, b.eqns = values, list(prog.eqns)
             with b:
                 b.loc = prog.return_loc
@@ -197,7 +198,7 @@ def _hessian_function(fun, grad_f, params, i, maxsize, max_eqns):
             full, values = reverse(seeded, b.values, (i,), True, False)
             eqns += full.eqns[len(prog.eqns):]
             rows.append(full.outputs[0])
-        b = ir.Builder(prog.namer)
+        b = Builder(prog.namer)
         b.values, b.eqns, b.phase = values, eqns, "adjoint"
         with b:
             b.loc = prog.return_loc

@@ -6,28 +6,26 @@ most one new variable; every variable is defined exactly once, before its uses.
 Guards (``prim.is_guard``) define nothing: they check at run time that
 the inputs still take the control path the program was built for.
 
-Besides the data types this module holds the :class:`Builder` (the one way to
-append equations: it names variables, folds constants and records concrete
-values), a printer (:func:`format_program`), a checker (:func:`verify`) and an
-interpreter (:func:`evaluate`).
+Besides the data types this module holds a printer (:func:`format_program`), a
+checker (:func:`verify`) and an interpreter (:func:`evaluate`).  The one way to
+append equations, :class:`~ad_transform.builder.Builder`, is in
+:mod:`ad_transform.builder`.
 """
 from __future__ import annotations
 
 import builtins
 import contextvars
 import keyword
-import math
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
-from .errors import Loc, PathTooLong
+from .errors import Loc
 
 __all__ = [
-    "Var", "Const", "Eqn", "Program", "Primitive", "Namer", "Builder", "Hint",
-    "format_program", "verify", "evaluate", "current_builder", "value_kind",
+    "Var", "Const", "Eqn", "Program", "Primitive", "Namer", "Hint",
+    "format_program", "verify", "evaluate", "value_kind", "current_builder",
     "Loop", "LOOP", "EXIT", "loop_of",
 ]
 
@@ -285,203 +283,16 @@ class Namer:
 _BUILDER: contextvars.ContextVar = contextvars.ContextVar("ad_transform_builder")
 
 
-def current_builder() -> "Builder":
+def current_builder():
+    """The :class:`~ad_transform.builder.Builder` now appending equations."""
     try:
         return _BUILDER.get()
     except LookupError:
         raise RuntimeError("IR is built only inside a Builder context") from None
 
 
-class Builder:
-    """Appends equations, evaluating each one on concrete values as it goes.
-
-    Guarantees: every appended equation's inputs are defined (inputs, earlier
-    outputs or constants); :meth:`apply` folds an operation whose inputs are
-    all constants to a constant instead of appending it, drops identities
-    (``x * 1.0``) and reuses the earlier result of the same operation (for
-    arrays, only in adjoint code), while :meth:`record` always appends;
-    ``values[v]`` holds the concrete value of every variable, so later passes
-    know shapes and types exactly.
-    """
-
-    def __init__(self, namer: Namer, max_eqns: int = 200_000):
-        self.namer = namer
-        self.eqns: list[Eqn] = []
-        self.values: dict[Var, Any] = {}
-        self.loc: Loc | None = None
-        self.max_eqns = max_eqns
-        self.active: set[Var] = set()  # variables that depend on a wrt input
-        self.seen: dict = {}  # (prim, operands, params) -> Var: common subexpressions
-        self.phase = "primal"
-
-    # -- context -----------------------------------------------------------
-    def __enter__(self):
-        self._token = _BUILDER.set(self)
-        return self
-
-    def __exit__(self, *exc):
-        _BUILDER.reset(self._token)
-
-    # -- values ------------------------------------------------------------
-    def value(self, x):
-        if isinstance(x, Var):
-            return self.values[x]
-        if isinstance(x, Const):
-            return x.value
-        return x
-
-    def new_var(self, hint: str, value, family=None) -> Var:
-        family = getattr(hint, "family", hint or "t") if family is None else family
-        v = Var(self.namer.fresh(hint), value_kind(value), family)
-        self.values[v] = value
-        return v
-
-    def input(self, name: str, value) -> Var:
-        return self.new_var(name, value)
-
-    # -- equations ---------------------------------------------------------
-    def apply(self, prim: Primitive, ins, params=None, hint: str | None = None):
-        """Apply ``prim`` to atoms or raw constants; returns a Var or a raw constant."""
-        params = params or {}
-        vals = [self.value(x) for x in ins]
-        if not any(isinstance(x, Var) for x in ins):
-            return prim.impl(*vals, **params)
-        folded = _peephole(prim, ins, vals)
-        # In user code ``y = x * 1.0`` is a new array (writing into y leaves x alone):
-        # arrays are folded only in the adjoint code, which never writes into them.
-        if folded is not _NO_FOLD and (self.phase != "primal"
-                                       or not hasattr(self.value(folded), "shape")):
-            return folded
-        key = _cse_key(prim, ins, params)
-        seen = self.seen.get(key) if key is not None else None
-        # The same operation on the same operands was computed already (arrays
-        # only in adjoint code, for the same reason as above).
-        if seen is not None and (self.phase != "primal" or not hasattr(self.value(seen), "shape")):
-            return seen
-        out = self._emit(prim, ins, vals, params, hint)
-        if key is not None:
-            self.seen[key] = out
-        return out
-
-    def record(self, prim: Primitive, ins, params=None, hint: str | None = None) -> Var:
-        """Like :meth:`apply`, but always appends (reads of globals, opaque calls)."""
-        params = params or {}
-        return self._emit(prim, ins, [self.value(x) for x in ins], params, hint)
-
-    def _emit(self, prim, ins, vals, params, hint):
-        value = self._run(prim, vals, params)  # unnamed: not a user variable's family
-        out = self.new_var(hint, value) if hint else self.new_var(prim.hint, value, ("op", prim.hint))
-        atoms = tuple(x if isinstance(x, (Var, Const)) else Const(x) for x in ins)
-        self.append(Eqn(prim, atoms, out, self.loc, tuple(sorted(params.items())), self.phase))
-        if prim.differentiable and any(isinstance(x, Var) and x in self.active for x in ins):
-            self.active.add(out)
-        return out
-
-    def _run(self, prim, vals, params):
-        """``prim`` on concrete values; a warning it raises (NumPy's ``divide by zero``)
-        is re-issued at the user's line being lowered or differentiated, not here."""
-        if self.loc is None or _quiet(prim, vals):
-            return prim.impl(*vals, **params)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            value = prim.impl(*vals, **params)
-        for w in caught:
-            warnings.warn_explicit(w.message, w.category, self.loc.file, self.loc.line,
-                                   registry=_WARNED.setdefault(self.loc.file, {}))
-        return value
-
-    def guard(self, prim: Primitive, ins, params) -> None:
-        """Append a guard: it checks, and defines nothing."""
-        atoms = tuple(x if isinstance(x, (Var, Const)) else Const(x) for x in ins)
-        self.append(Eqn(prim, atoms, None, self.loc, tuple(sorted(params.items())), self.phase))
-
-    def append(self, eqn: Eqn) -> None:
-        if len(self.eqns) >= self.max_eqns:
-            raise self.too_long()
-        self.eqns.append(eqn)
-
-    def too_long(self) -> PathTooLong:
-        """The error for a path longer than ``max_eqns`` (the lowering names its loops)."""
-        return PathTooLong(
-            f"the control path these inputs take passed max_eqns={self.max_eqns} "
-            "operations; is a loop running away? (pass a larger max_eqns= to gradient "
-            "to allow more)", self.loc)
-
-
-def _quiet(prim, vals) -> bool:
-    """``prim`` cannot warn on ``vals``: an operator or a ``math`` function on Python
-    floats and ints (they raise instead), so no warning filter needs to be set up."""
-    kind = prim.form[0]
-    if not (kind == "binop" or kind == "unary" or kind == "compare"
-            or (kind == "call" and prim.root is math)):
-        return False
-    for v in vals:
-        t = type(v)
-        if t is not float and t is not int:
-            return False
-    return True
-
-
-_NO_FOLD = object()
-_WARNED: dict = {}  # file -> the warnings registry of its line (the "default" action's memory)
-
-
-def _cse_key(prim, ins, params):
-    """A hashable key for an operation, or None when an operand is not hashable.
-
-    Constants are keyed by type and repr, so ``0.0`` and ``-0.0`` (equal, and
-    equal-hashing) stay apart.
-    """
-    try:
-        parts = tuple(x if isinstance(x, Var) else
-                      (type(_raw(x)), repr(_raw(x)) if isinstance(_raw(x), float) else _raw(x))
-                      for x in ins)
-        key = (prim, parts, tuple(sorted(params.items())) if params else ())
-        hash(key)
-        return key
-    except TypeError:
-        return None
-
-
 def _raw(x):
     return x.value if isinstance(x, Const) else x
-
-
-def _peephole(prim, ins, vals):
-    """Identities that never change a value: ``x*1``, ``1*x``, ``x/1``, ``x-0``,
-    ``x+(-0.0)``, ``(-0.0)+x``.
-
-    Not ``x+0.0``: it maps ``-0.0`` to ``0.0``, which ``math.copysign``, ``1/x``
-    or ``atan2`` downstream can see (and ``x-(-0.0)`` likewise).  Applied only when
-    the kept operand is a float (Python or NumPy floating array), so dropping
-    the operation loses no cast and no broadcast.
-    """
-    form = prim.form
-    if form[0] != "binop" or len(ins) != 2 or form[1] not in _UNITS:
-        return _NO_FOLD
-    (a, b), (va, vb) = ins, vals
-    unit, left_ok = _UNITS[form[1]]
-    if not isinstance(b, Var) and _is_unit(vb, unit) and _is_float(va):
-        return a
-    if left_ok and not isinstance(a, Var) and _is_unit(va, unit) and _is_float(vb):
-        return b
-    return _NO_FOLD
-
-
-_UNITS = {"*": (1, True), "+": (-0.0, True), "-": (0, False), "/": (1, False)}
-
-
-def _is_unit(v, unit) -> bool:
-    """``v`` is ``unit``, zeros told apart by sign (``x + 0.0`` is not ``x`` at ``-0.0``)."""
-    return (type(v) in (int, float) and v == unit
-            and (unit != 0 or math.copysign(1.0, v) == math.copysign(1.0, unit)))
-
-
-def _is_float(v) -> bool:
-    if type(v) is float:
-        return True
-    dtype = getattr(v, "dtype", None)
-    return dtype is not None and getattr(v, "ndim", 0) > 0 and dtype.kind == "f"
 
 
 # -- printer, checker, interpreter ------------------------------------------------

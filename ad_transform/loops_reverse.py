@@ -18,7 +18,8 @@ import dataclasses
 
 import numpy as np
 
-from .ir import EXIT, LOOP, Const, Eqn, Loop, Var, _cse_key, body_free, loop_of
+from .builder import _cse_key
+from .ir import EXIT, LOOP, Const, Eqn, Loop, Var, body_free, loop_of
 
 __all__ = ["propagate", "reverse_loop"]
 

@@ -26,7 +26,8 @@ import weakref
 import numpy as np
 
 from .errors import BadWrt, MissingRule, PathTooLong, UnsupportedSyntax
-from .ir import Builder, Var
+from .builder import Builder
+from .ir import Var
 from . import runtime
 from .rules import builtins as B
 from .values import _Partial, _contains_var, _is_user_code, _is_user_module

@@ -21,7 +21,8 @@ import numpy as np
 
 from . import runtime
 from .errors import ADError, MissingRule
-from .ir import LOOP, Builder, Const, Hint, Program, Var, _cse_key, _raw, output_vars
+from .builder import Builder, _cse_key
+from .ir import LOOP, Const, Hint, Program, Var, _raw, output_vars
 from .loops_reverse import propagate, reverse_loop
 from .rules import builtins as B
 from .rules import numpy as N

@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from ad_transform import PathTooLong, UnsupportedSyntax, gradient, ir
+from ad_transform import PathTooLong, UnsupportedSyntax, builder, gradient, ir
 from ad_transform.lower import lower
 from ad_transform.testing import numerical_gradient
 
@@ -43,8 +43,8 @@ def test_max_eqns_bounds_the_primal_path_only():
 def test_max_eqns_reaches_the_reverse_pass(monkeypatch):
     """With a small default budget, a large ``max_eqns`` must still let the adjoint grow
     (the reverse pass used the default, whatever ``max_eqns`` said)."""
-    init = ir.Builder.__init__
-    monkeypatch.setattr(ir.Builder.__init__, "__defaults__", (40,))
+    init = builder.Builder.__init__
+    monkeypatch.setattr(builder.Builder.__init__, "__defaults__", (40,))
     assert init.__defaults__ == (40,)
     args = (0.5, 0.9, 20)
     g = gradient(_loop, wrt=(0, 1), max_eqns=10 ** 6)(*args)

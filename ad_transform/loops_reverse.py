@@ -197,3 +197,59 @@ def reverse_loop(b, e, adj: dict, active: set, owned: dict) -> None:
             _accumulate(b, adj, init, o, mark, owned)
     for x, o in zip(free_active, outs[len(carried):]):
         _accumulate(b, adj, x, o, mark, owned)
+
+
+# -- a primal loop nothing reads ------------------------------------------------------
+
+def droppable(e, values: dict) -> bool:
+    """Loop equation ``e`` may be dropped when none of its results is used: a ``for``
+    loop over constant bounds whose body can neither fail a guard nor raise.
+
+    Sound by construction, so the derivative raises wherever the function raises: the
+    body may hold only arithmetic (``binop``/``unary``/``compare`` forms; an operator
+    that can raise, ``/ // % **``, only with a NumPy result, which warns instead) and
+    reads ``a[i + c]`` of an outer NumPy array (whose shape is a fact of the path) at
+    an index in range on every iteration.  Anything else (a guard, a while loop's test,
+    a nested loop, a call, a container read) keeps the loop.
+    """
+    from .rules import builtins as B
+
+    data = loop_of(e)
+    if data is None or data.kind != "for" or data.index is None or len(data.bounds) != 3:
+        return False
+    bounds = [b.value if isinstance(b, Const) else b for b in data.bounds]
+    if not all(type(b) is int for b in bounds) or bounds[2] == 0:
+        return False
+    steps = range(*bounds)
+    if len(steps) == 0:
+        return True
+    lo, hi = min(steps[0], steps[-1]), max(steps[0], steps[-1])
+    local = {data.index, *data.phis}
+    shifts = {data.index: 0}  # body variables equal to index + constant
+    for x in data.body:
+        if x.out is None or x.prim is LOOP or x.prim.opaque or x.prim.may_mutate:
+            return False
+        form = x.prim.form[0]
+        if x.prim is B.getitem:
+            arr, idx = x.ins[0], x.ins[1] if len(x.ins) == 2 else None
+            value = values.get(arr) if isinstance(arr, Var) else None
+            if (arr in local or type(value) is not np.ndarray or value.ndim < 1
+                    or idx not in shifts):
+                return False
+            n = value.shape[0]
+            if not (-n <= lo + shifts[idx] and hi + shifts[idx] < n):
+                return False
+        elif form not in ("binop", "unary", "compare") or x.params:
+            return False
+        elif x.prim.may_raise and not isinstance(values.get(x.out), (np.ndarray, np.generic)):
+            return False
+        a = x.ins[0] if x.ins else None
+        c = x.ins[1] if len(x.ins) == 2 else None
+        if x.prim in (B.add, B.sub) and isinstance(a, Var) and a in shifts \
+                and isinstance(c, Const) and type(c.value) is int:
+            shifts[x.out] = shifts[a] + (c.value if x.prim is B.add else -c.value)
+        elif x.prim is B.add and isinstance(c, Var) and c in shifts \
+                and isinstance(a, Const) and type(a.value) is int:
+            shifts[x.out] = shifts[c] + a.value
+        local.add(x.out)
+    return True

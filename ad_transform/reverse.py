@@ -23,7 +23,7 @@ from . import runtime
 from .errors import ADError, MissingRule
 from .builder import Builder, _cse_key
 from .ir import LOOP, Const, Hint, Program, Var, _raw, output_vars
-from .loops_reverse import propagate, reverse_loop
+from .loops_reverse import droppable, propagate, reverse_loop
 from .rules import builtins as B
 from .rules import numpy as N
 from .rules import numpy_kernels as K
@@ -366,12 +366,17 @@ def _opaque_method(prim) -> bool:
 
 def prune(prog: Program, values: dict) -> Program:
     """Drop equations whose results are never used; keep guards, opaque calls and
-    primal operations that may raise (see :func:`_may_raise`, which reads ``values``)."""
+    primal operations that may raise (see :func:`_may_raise`, which reads ``values``),
+    and rolled loops unless :func:`~ad_transform.loops_reverse.droppable` says they can
+    neither fail a guard nor raise."""
     live = set(output_vars(prog.outputs))
     kept = []
     for e in reversed(prog.eqns):
-        keep = (e.out is None or e.out in live or e.prim is B.call_opaque
-                or _opaque_method(e.prim) or _may_raise(e, values))
+        if e.prim is LOOP:  # a rolled loop: kept while anything it defines is used
+            keep = any(d in live for d in e.params[0][1].defines()) or not droppable(e, values)
+        else:
+            keep = (e.out is None or e.out in live or e.prim is B.call_opaque
+                    or _opaque_method(e.prim) or _may_raise(e, values))
         if keep:
             kept.append(e)
             live.update(x for x in e.ins if isinstance(x, Var))

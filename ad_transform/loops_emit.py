@@ -8,8 +8,10 @@ each iteration (one tuple assignment, so they change together) and copied to
 the loop's results after it; every guard of the body is checked on every
 iteration and raises ``PathMiss`` as a guard outside loops does; a while
 loop's test leaves the loop (``break``); tapes are plain lists named after
-what they save (``x_tape``), appended to by the primal loop and popped by the
-adjoint loop, which therefore walks the iterations in reverse.
+what they save (``x_tape``, appended to through a bound ``append``) and walked in
+reverse by the adjoint loop (``for x in reversed(x_tape)``, zipped with the reversed
+index range or the other tapes); a while loop with tapes counts its iterations by
+their length, not by a counter incremented per iteration.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import builtins
 
 import gast
 
-from .ir import EXIT, LOOP, Eqn, Loop, Namer, Program, Var, loop_of
+from .ir import EXIT, LOOP, Eqn, Loop, Namer, Program, Var, body_free, loop_of
 
 __all__ = ["emit_block", "emit_loop", "compile_runner"]
 
@@ -105,21 +107,22 @@ def emit_loop(em, e: Eqn, comments, counter: tuple | None = None) -> list:
     elif counter is None:
         out.append(_marker(comments, f"{where}: {data.line}  (rolled loop: {data.trips} "
                                      f"iterations seen)"))
+    appends = []
     for _, tape in data.saves:
         out.append(_assign(_name(em, tape), gast.List(elts=[], ctx=gast.Load())))
-    if data.count is not None and data.kind != "reverse":
+        appends.append(em.namer.fresh(_name(em, tape) + "_append"))
+        out.append(_assign(appends[-1], gast.Attribute(value=_load(_name(em, tape)),
+                                                       attr="append", ctx=gast.Load())))
+    # a while loop's iterations are counted by its tapes when it has some
+    counting = data.count is not None and data.kind != "reverse" and not data.saves
+    if counting:
         out.append(_assign(_name(em, data.count), _const(0)))
     for phi, init in zip(data.phis, data.inits):
         if init is not phi:
             out.append(_assign(phi.name, em.atom(init)))
     inner = []
-    for v, tape in data.pops:
-        inner.append(_assign(v.name, gast.Call(
-            func=gast.Attribute(value=_load(_name(em, tape)), attr="pop", ctx=gast.Load()),
-            args=[], keywords=[])))
-    saves = [gast.Expr(value=gast.Call(
-        func=gast.Attribute(value=_load(_name(em, tape)), attr="append", ctx=gast.Load()),
-        args=[em.atom(a)], keywords=[])) for a, tape in data.saves]
+    saves = [gast.Expr(value=gast.Call(func=_load(name), args=[em.atom(a)], keywords=[]))
+             for (a, _), name in zip(data.saves, appends)]
     exit_at = next((i for i, b in enumerate(data.body) if b.prim is EXIT), -1)
     inner += emit_block(em, data.body[:exit_at + 1], comments)
     inner += saves
@@ -132,8 +135,8 @@ def emit_loop(em, e: Eqn, comments, counter: tuple | None = None) -> list:
             targets=[targets[0] if len(pairs) == 1 else gast.Tuple(elts=targets, ctx=gast.Store())],
             value=values[0] if len(pairs) == 1 else gast.Tuple(elts=values, ctx=gast.Load()),
             type_comment=None))
-    for name in ([_name(em, data.count)] if data.count is not None and data.kind != "reverse"
-                 else []) + ([counter[0]] if counter else []):
+    for name in ([_name(em, data.count)] if counting else []) + (
+            [counter[0]] if counter else []):
         inner.append(gast.AugAssign(target=_store(name), op=gast.Add(), value=_const(1)))
     if counter and data.kind == "while":
         inner.append(gast.If(test=gast.Compare(left=_load(counter[0]), ops=[gast.GtE()],
@@ -147,13 +150,27 @@ def emit_loop(em, e: Eqn, comments, counter: tuple | None = None) -> list:
                             body=inner, orelse=[], type_comment=None))
     elif data.kind == "while":
         out.append(gast.While(test=_const(True), body=inner, orelse=[]))
-    else:
-        if data.bounds:
-            steps = _call(em, builtins.reversed, "reversed", [_range(em, data.bounds)])
-        else:
-            steps = _call(em, builtins.range, "range", [em.atom(data.count)])
-        out.append(gast.For(target=index, iter=steps, body=inner, orelse=[],
+    else:  # the tapes walked in reverse, with the index (or a count when neither)
+        targets, iters = [], []
+        reads_index = data.index is not None and data.index in body_free(data.body, set(data.phis))
+        if data.bounds and (reads_index or not data.pops):
+            targets.append(index)
+            iters.append(_call(em, builtins.reversed, "reversed", [_range(em, data.bounds)]))
+        for v, tape in data.pops:
+            targets.append(_store(v.name))
+            iters.append(_call(em, builtins.reversed, "reversed", [_load(_name(em, tape))]))
+        if not iters:
+            targets, iters = [index], [_call(em, builtins.range, "range",
+                                             [em.atom(data.count)])]
+        target = targets[0] if len(targets) == 1 else gast.Tuple(elts=targets,
+                                                                   ctx=gast.Store())
+        steps = iters[0] if len(iters) == 1 else _call(em, builtins.zip, "zip", iters)
+        out.append(gast.For(target=target, iter=steps, body=inner, orelse=[],
                             type_comment=None))
+    if data.count is not None and data.kind == "while" and not counting:
+        out.append(_assign(_name(em, data.count), gast.Call(
+            func=_load(em.bind(builtins.len, "len")),
+            args=[_load(_name(em, data.saves[0][1]))], keywords=[])))
     for o, phi in zip(data.outs, data.phis):
         out.append(_assign(_name(em, o), _load(phi.name)))
     return out

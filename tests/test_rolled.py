@@ -73,9 +73,8 @@ def test_recurrence_is_one_loop_in_the_source():
     src = g.source(0.3, 1.2)
     assert src.count("\n") < 80  # the body once (and once peeled: x becomes a NumPy float)
     assert "for i in range(1, 200):" in src
-    assert "x_2_tape.append(x_2)" in src and "x_2 = x_2_tape.pop()" in src
+    assert "x_2_tape_append(x_2)" in src and "for x_2 in reversed(x_2_tape):" in src
     assert "(rolled loop: 199 iterations seen)" in src
-    assert "for i in reversed(range(1, 200)):" in src
 
 
 def test_value_and_gradient_of_a_rolled_loop():
@@ -251,7 +250,7 @@ def test_nested_loops_roll_inside_out():
     g = check(nested, (0.5,))
     src = g.source(0.5)
     assert "for i in range(1, 20):" in src  # outer iteration 0 peeled: x becomes np.float64
-    assert "for i in reversed(range(1, 20)):" in src
+    assert "for x_5 in reversed(x_5_tape):" in src  # the adjoint walks the outer tape
     assert src.count("\n") < 150
 
 

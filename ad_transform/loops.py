@@ -482,18 +482,26 @@ def _for_pieces(lw, s, total, item_of, index_of, bounds_of, concrete_item, run, 
         lw.trip = outer + ((run, run.count),)
         b.loc = lw.loc(s)
         lw.assign(s.target, concrete_item(k))
-        lw.loops[s] = lw.loops.get(s, 0) + 1
         k += 1
-        try:
-            lw.exec_block(s.body)
-        except lw.Break:
+        if _body_once(lw, s, outer):
             return True
-        except lw.Continue:
-            pass
-        lw.trip = outer
     lw.trip = outer
     lw.exec_block(s.orelse)
     return True
+
+
+def _body_once(lw, s, outer) -> bool:
+    """One iteration of loop ``s``'s body lowered as before (unrolled); True when it
+    breaks out of the loop."""
+    lw.loops[s] = lw.loops.get(s, 0) + 1
+    try:
+        lw.exec_block(s.body)
+    except lw.Break:
+        return True
+    except lw.Continue:
+        pass
+    lw.trip = outer
+    return False
 
 
 def run_while(lw, s) -> bool:
@@ -533,15 +541,9 @@ def _while_pieces(lw, s, run, outer):
             lw.exec_block(s.orelse)
             return True
         run.count += 1
-        lw.loops[s] = lw.loops.get(s, 0) + 1
         k += 1
-        try:
-            lw.exec_block(s.body)
-        except lw.Break:
+        if _body_once(lw, s, outer):
             return True
-        except lw.Continue:
-            pass
-        lw.trip = outer
 
 
 class CannotRoll(Exception):

@@ -269,12 +269,22 @@ def tree_map(fn, x, *rest):
 
 def paths(treedef: TreeDef):
     """For each non-static leaf, the path from the root: ``((kind, key), ...)``."""
+    return _paths_of(treedef, "leaf")
+
+
+def static_paths(treedef: TreeDef):
+    """The paths of the static leaves (``None``, flags, labels)."""
+    return _paths_of(treedef, "static")
+
+
+def _paths_of(treedef: TreeDef, kind: str):
+    """The paths from the root to the leaves of ``kind`` ("leaf" or "static"), in order."""
     out = []
 
     def walk(node, path):
-        if node[0] == "leaf":
+        if node[0] == kind:
             out.append(path)
-        elif node[0] != "static":
+        elif node[0] not in ("leaf", "static"):
             for k, c in zip(_keys(node), node[3]):
                 walk(c, path + ((node[0], k),))
 
@@ -285,21 +295,6 @@ def paths(treedef: TreeDef):
 def _keys(node):
     keys = node[2]
     return range(keys) if type(keys) is int else keys  # a list or tuple: its length
-
-
-def static_paths(treedef: TreeDef):
-    """The paths of the static leaves (``None``, flags, labels)."""
-    out = []
-
-    def walk(node, path):
-        if node[0] == "static":
-            out.append(path)
-        elif node[0] != "leaf":
-            for k, c in zip(_keys(node), node[3]):
-                walk(c, path + ((node[0], k),))
-
-    walk(treedef.node, ())
-    return out
 
 
 def show_path(name: str, path) -> str:

@@ -41,6 +41,7 @@ from .ir import Var, current_builder
 from .rules import builtins as B
 from .rules import numpy as N
 from .rules.core import LOWERINGS, REGISTRY, _key, defprim, defzero, value_of
+from .values import _contains_var
 
 __all__ = ["custom_vjp", "defvjp", "stop_gradient"]
 
@@ -69,7 +70,7 @@ def _register(fn, lowering):
     """Lower calls of ``fn`` with ``lowering(hint, *args, **kwargs)`` when a traced value
     is among the arguments (with constants only, ``fn`` is simply called)."""
     def entry(lw, args, kwargs, node, hint):
-        if not (any(_holds_var(a) for a in args) or any(_holds_var(v) for v in kwargs.values())):
+        if not (any(_contains_var(a) for a in args) or any(_contains_var(v) for v in kwargs.values())):
             return NotImplemented
         lw.b.loc = lw.loc(node)
         args, kwargs = lw.static_args(list(args), kwargs, node)
@@ -185,7 +186,7 @@ def _lowering(custom):
     def lower_call(hint, *args, **kwargs):
         b = current_builder()
         for a in list(args) + list(kwargs.values()):
-            if isinstance(a, (list, tuple, dict)) and _holds_var(a):
+            if isinstance(a, (list, tuple, dict)) and _contains_var(a):
                 raise MissingRule(f"{custom.name} is a custom_vjp function: pass it floats and "
                                   "arrays, not containers of traced values", b.loc)
         if any(isinstance(v, Var) for v in kwargs.values()):
@@ -202,16 +203,6 @@ def _lowering(custom):
             lowerer._decide(B.guard_types, (out,), runtime.signatures(value_of(out)), None)
         return out
     return lower_call
-
-
-def _holds_var(x) -> bool:
-    if isinstance(x, Var):
-        return True
-    if isinstance(x, (list, tuple)):
-        return any(_holds_var(i) for i in x)
-    if isinstance(x, dict):
-        return any(_holds_var(i) for i in x.values())
-    return False
 
 
 def defvjp(fn, *rules):

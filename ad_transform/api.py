@@ -118,8 +118,7 @@ def _dump(stage: str, text: str) -> None:
 
 
 def _check_output(prog, values):
-    (out,) = prog.outputs
-    value = values[out] if isinstance(out, ir.Var) else out
+    value = ir.output_value(prog, lambda x: values[x] if isinstance(x, ir.Var) else x)
     shape = getattr(value, "shape", None)
     scalar = (isinstance(value, (int, float)) and not isinstance(value, bool)) or (
         shape is not None and getattr(value, "size", 2) == 1 and value.dtype.kind in "fiu")
@@ -165,14 +164,16 @@ class _NoCyclicGC:
 
 def _split_aux(prog, values):
     """``fun`` returned ``(loss, aux)``: the program returns ``loss``; ``aux`` apart."""
-    (out,) = prog.outputs
-    if not (type(out) in (tuple, list) and len(out) == 2):
-        value = values[out] if isinstance(out, ir.Var) else out
+    node = prog.out_tree.node
+    if not (node[0] in ("tuple", "list") and node[2] == 2):
+        value = ir.output_value(prog, lambda x: values[x] if isinstance(x, ir.Var) else x)
         what = f"a {type(value).__name__}" + (f" of length {len(value)}" if isinstance(
             value, (tuple, list)) else "")
         raise NonScalarOutput(f"{prog.name} returned {what}; with has_aux=True it must return "
                               "a pair (loss, aux)", prog.return_loc)
-    return dataclasses.replace(prog, outputs=(out[0],)), out[1]
+    loss, aux = ir.output_value(prog, lambda x: x)
+    outputs, out_tree = ir.flat_outputs(loss)
+    return dataclasses.replace(prog, outputs=outputs, out_tree=out_tree), aux
 
 
 def _attach_aux(full, values, aux, with_value):
@@ -180,15 +181,12 @@ def _attach_aux(full, values, aux, with_value):
     of the gradient code can touch an array in it) and return it beside the gradient."""
     b = Builder(full.namer)
     b.values, b.eqns = values, list(full.eqns)
-    (out,) = full.outputs
-    grads = out[1] if with_value else out
-    owned = grads if isinstance(grads, tuple) else (grads,)
+    owned = full.outputs[1:] if with_value else full.outputs  # the gradients
     with b:
         atom = build_aux(b, aux, full.return_loc, owned)
-    if with_value:
-        value, grads = out
-        return dataclasses.replace(full, eqns=b.eqns, outputs=(((value, atom), grads),))
-    return dataclasses.replace(full, eqns=b.eqns, outputs=((out, atom),))
+    out = ir.output_value(full, lambda x: x)
+    outputs, out_tree = ir.flat_outputs(((out[0], atom), out[1]) if with_value else (out, atom))
+    return dataclasses.replace(full, eqns=b.eqns, outputs=outputs, out_tree=out_tree)
 
 
 def _build(fun, args, wrt, single, with_value, max_eqns, compile_now=True,
@@ -240,7 +238,7 @@ def _pipeline(fun, args, wrt, single, with_value, max_eqns, compile_now=True,
         entry = Entry(fn, full.decisions, filename)
     else:
         entry = Entry(None, full.decisions, None, program=full, finish=finish)
-    return entry, _result(full.outputs[0], values)
+    return entry, _result(full, values)
 
 
 # A path longer than this is compiled when built, even past a function's first paths:
@@ -262,14 +260,12 @@ def _finish(name, label, inplace, prog, values):
     return fn, filename
 
 
-def _result(x, values):
-    """The first call's answer for output ``x``, already computed while lowering.
+def _result(prog, values):
+    """The first call's answer, already computed while lowering.
 
-    (A module-level function: a recursive closure would be a reference cycle
-    holding ``values`` until the garbage collector runs.)"""
-    if isinstance(x, tuple):
-        return tuple(_result(i, values) for i in x)
-    return values[x] if isinstance(x, ir.Var) else x
+    (A module-level function: a closure over ``values`` kept alive would hold them
+    until the garbage collector runs.)"""
+    return ir.output_value(prog, lambda x: values[x] if isinstance(x, ir.Var) else ir._raw(x))
 
 
 class Derivative:

@@ -22,7 +22,7 @@ import weakref
 from collections import OrderedDict, namedtuple
 
 from .compile import source_lines
-from .ir import Const, Var
+from .ir import Var, _raw, output_value
 from .runtime import PathMiss, same, signatures
 
 __all__ = ["CacheInfo", "PathCache", "Entry", "cache_for", "clear_all"]
@@ -79,15 +79,7 @@ def _interpret(prog, args, path):
             miss = PathMiss(params["index"], observed)
             miss.path = path
             raise miss
-    return env, _output(prog.outputs[0], env)
-
-
-def _output(x, env):
-    if isinstance(x, tuple):
-        return tuple(_output(i, env) for i in x)
-    if type(x) is Var:
-        return env[x]
-    return x.value if isinstance(x, Const) else x
+    return env, output_value(prog, lambda x: env[x] if type(x) is Var else _raw(x))
 
 
 def _key(outcome):

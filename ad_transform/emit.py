@@ -218,10 +218,17 @@ class _Emitter:
                     ops=[gast.NotEq()], comparators=[want]))
         return checks
 
-    def output(self, x):
-        if isinstance(x, tuple):
-            return gast.Tuple(elts=[self.output(i) for i in x], ctx=gast.Load())
-        return self.atom(x)
+    def output(self):
+        """The value returned: the outputs nested as ``out_tree`` says (tuples only)."""
+        it = iter(self.prog.outputs)
+
+        def build(node):
+            if node[0] == "leaf":
+                return self.atom(next(it))
+            assert node[0] == "tuple", f"an emitted program returns tuples, not {node[0]}s"
+            return gast.Tuple(elts=[build(c) for c in node[3]], ctx=gast.Load())
+
+        return build(self.prog.out_tree.node)
 
     def inplace_expr(self, e: Eqn, ufunc, target):
         kws = self.keywords(e)
@@ -262,8 +269,7 @@ class _Emitter:
                 body.append(gast.Assign(targets=[_store(self.names.get(e.out, e.out.name))],
                                         value=value,
                                         type_comment=None))
-        (ret,) = self.prog.outputs
-        body.append(gast.Return(value=self.output(ret)))
+        body.append(gast.Return(value=self.output()))
         args = gast.arguments(args=[gast.Name(id=v.name, ctx=gast.Param(), annotation=None,
                                               type_comment=None) for v in self.prog.inputs],
                               posonlyargs=[], vararg=None, kwonlyargs=[], kw_defaults=[],

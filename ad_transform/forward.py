@@ -25,7 +25,7 @@ import numpy as np
 from . import runtime
 from .errors import ADError, MissingRule
 from .builder import Builder, _cse_key
-from .ir import Const, Eqn, Hint, Program, Var, _raw
+from .ir import Const, Eqn, Hint, Program, Var, _raw, flat_outputs
 from .values import _contains_var
 from .reverse import _describe, _owned_grad
 from .rules import builtins as B
@@ -117,9 +117,11 @@ def forward(prog: Program, values: dict, wrt: tuple, tangents: tuple) -> tuple[P
         inputs = tuple(prog.inputs) + tuple(t_inputs)
         shell = dataclasses.replace(prog, inputs=inputs, eqns=b.eqns, outputs=(),
                                     decisions=decisions)
-        value, taken = _value(b, prog.outputs[0], prog.return_loc), []
-        out_tan = _out_tangent(b, prog.outputs[0], tan, shell, taken)
-    return dataclasses.replace(shell, outputs=((value, out_tan),)), b.values
+        value = _returned(b, prog, lambda o: _value(b, o, prog.return_loc), "value")
+        taken = []
+        out_tan = _returned(b, prog, lambda o: _out_tangent(b, o, tan, shell, taken), "tangent")
+        outputs, out_tree = flat_outputs((value, out_tan))
+    return dataclasses.replace(shell, outputs=outputs, out_tree=out_tree), b.values
 
 
 def _tree_tangent(b: Builder, name, tv, t, tree, values, index, loc):
@@ -192,15 +194,31 @@ def _fit(b: Builder, t, like):
     return b.apply(N.fit_shape, (t, shape))
 
 
+def _returned(b: Builder, prog: Program, each, hint):
+    """``prog``'s output as the derivative returns it, ``each`` applied to every output
+    atom: tuples stay tuples of atoms (the emitter writes them out); a list is built by
+    one equation, and so is a dict, namedtuple or dataclass (``_tree.rebuild``, with
+    everything inside it): new containers on every call."""
+    items = iter(prog.outputs)
+
+    def build(node):
+        kind = node[0]
+        if kind == "leaf":
+            return each(next(items))
+        if kind == "tuple":
+            return tuple(build(c) for c in node[3])
+        if kind == "list":
+            return b.record(F.as_list, [_packed(b, build(c)) for c in node[3]], hint=hint)
+        td = T.TreeDef(node, hint + "_tree")
+        atoms = [each(next(items)) for _ in range(td.num_leaves)]
+        return b.record(P.rebuild, (Const(td), *atoms), hint=hint)
+
+    return build(prog.out_tree.node)
+
+
 def _value(b: Builder, out, loc):
-    """The value returned: tuples and lists of numbers and arrays (anything else holding a
-    traced value is refused: the emitter writes out tuples and lists only)."""
-    if type(out) is tuple:
-        return tuple(_value(b, o, loc) for o in out)
-    if type(out) is list:
-        return b.record(F.as_list, [_packed(b, _value(b, o, loc)) for o in out], hint="value")
-    if T.is_tree(out):  # a dict, namedtuple or dataclass: built anew on every call
-        return _rebuilt(b, out, lambda o: _value(b, o, loc), "value")
+    """The value returned for one output atom: numbers and arrays (anything else holding
+    a traced value is refused: the emitter writes out tuples and lists only)."""
     if isinstance(_raw(out), np.ndarray):  # a constant of the code: each call gets its own
         return b.record(N.copy, (_raw(out),), hint="value")
     if not isinstance(out, (Var, Const)) and _contains_var(out):
@@ -208,19 +226,6 @@ def _value(b: Builder, out, loc):
                           f"the function returned a {type(out).__name__} holding traced values",
                           loc)
     return out
-
-
-def _rebuilt(b: Builder, out, each, hint):
-    """The tree ``out`` (a dict, namedtuple or dataclass of atoms) with ``each`` applied
-    to its leaves, as one ``_tree.rebuild`` (new containers on every call)."""
-    atoms = []
-
-    def leaf(o):
-        atoms.append(each(o))
-        return ("leaf", None)
-
-    td = T.TreeDef(T._node(out, leaf), hint + "_tree")
-    return b.record(P.rebuild, (Const(td), *atoms), hint=hint)
 
 
 def _packed(b: Builder, x):
@@ -231,14 +236,7 @@ def _packed(b: Builder, x):
 
 
 def _out_tangent(b: Builder, out, tan: dict, shell: Program, taken: list):
-    """The tangent of an output: a float for a number, an owned array for an array."""
-    if type(out) is tuple:
-        return tuple(_out_tangent(b, o, tan, shell, taken) for o in out)
-    if type(out) is list:
-        return b.record(F.as_list, [_packed(b, _out_tangent(b, o, tan, shell, taken))
-                                  for o in out], hint="tangent")
-    if T.is_tree(out):
-        return _rebuilt(b, out, lambda o: _out_tangent(b, o, tan, shell, taken), "tangent")
+    """The tangent of an output atom: a float for a number, an owned array for an array."""
     value = b.value(out) if isinstance(out, Var) else _raw(out)
     t = tan.get(out) if isinstance(out, Var) else None
     if isinstance(value, np.ndarray):

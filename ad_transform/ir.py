@@ -3,6 +3,10 @@
 A :class:`Program` is a straight line of :class:`Eqn` s.  Each equation applies
 one :class:`Primitive` to atoms (:class:`Var` or :class:`Const`) and defines at
 most one new variable; every variable is defined exactly once, before its uses.
+A program's ``outputs`` are a flat tuple of atoms; its ``out_tree`` (one
+:class:`~ad_transform.pytree.TreeDef`) says how they nest into the value it
+returns, and only the code that builds that value unflattens them
+(:func:`output_value`, the emitter's ``return``).
 Guards (``prim.is_guard``) define nothing: they check at run time that
 the inputs still take the control path the program was built for.
 
@@ -22,11 +26,12 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import Loc
+from .pytree import ITEM, TreeDef, flatten_items, show_items
 
 __all__ = [
     "Var", "Const", "Eqn", "Program", "Primitive", "Namer", "Hint",
     "format_program", "verify", "evaluate", "value_kind", "current_builder",
-    "Loop", "LOOP", "EXIT", "loop_of",
+    "Loop", "LOOP", "EXIT", "loop_of", "flat_outputs", "output_value", "ONE",
 ]
 
 
@@ -151,13 +156,27 @@ class Eqn:
     phase: str = "primal"  # or "adjoint"
 
 
+ONE = TreeDef(ITEM, "out")  # the structure of a single output
+
+
+def flat_outputs(result) -> tuple:
+    """``(outputs, out_tree)`` for a program returning ``result`` (atoms, in containers)."""
+    items, tree = flatten_items(result, (Var, Const))
+    return tuple(items), tree
+
+
+def output_value(p: Program, read: Callable):
+    """The value ``p`` returns, each output atom ``x`` read as ``read(x)``."""
+    return p.out_tree.unflatten(*[read(x) for x in p.outputs])
+
+
 @dataclass
 class Program:
     """A function along one control path: inputs, equations, outputs.
 
     Every field is declared here and set once, by :func:`ad_transform.lower.lower`;
     later passes make new programs with :func:`dataclasses.replace` (the reverse pass
-    sets ``eqns``, ``outputs`` and ``adjoints``; pruning ``eqns``).
+    sets ``eqns``, ``outputs``, ``out_tree`` and ``adjoints``; pruning ``eqns``).
     A program holds no concrete value of the call it was lowered on: those
     (``Var -> value``, what :attr:`Builder.values` records) travel beside it
     through the pipeline and are dropped once the code is emitted, so a cached
@@ -167,7 +186,7 @@ class Program:
     name: str
     inputs: tuple  # one Var per parameter of the user's function
     eqns: list
-    outputs: tuple  # atoms returned
+    outputs: tuple  # the atoms returned, flat (nested as ``out_tree`` says)
     decisions: tuple = ()  # the control path: expected outcome of each guard
     namer: Namer | None = field(default=None, repr=False)  # gives the names used, and new ones
     return_loc: Loc | None = None  # the ``return`` that produced the output (for errors)
@@ -176,6 +195,9 @@ class Program:
     adjoints: list = field(default_factory=list, repr=False)
     # wrt index -> (TreeDef, leaf Vars) for a structured wrt argument (see pytree.py)
     trees: dict = field(default_factory=dict, repr=False)
+    # how ``outputs`` nest into the returned value (tuples, for a program that is emitted);
+    # by default the one output is the value
+    out_tree: TreeDef = ONE
 
     def __str__(self) -> str:
         return format_program(self)
@@ -334,17 +356,12 @@ def format_eqn(e: Eqn, indent: str = "  ") -> str:
     return f"{e.out.name}:{e.out.kind} = {rhs}{where}"
 
 
-def _fmt_out(x) -> str:
-    if isinstance(x, tuple):
-        return "(" + ", ".join(_fmt_out(i) for i in x) + ")"
-    return _fmt_atom(x) if isinstance(x, (Var, Const)) else repr(x)
-
-
 def format_program(p: Program) -> str:
     """Print a program one equation a line, e.g. ``sin:float = math.sin(x2)``."""
     lines = [f"program {p.name}(" + ", ".join(f"{v.name}:{v.kind}" for v in p.inputs) + "):"]
     lines += ["  " + format_eqn(e) for e in p.eqns]
-    lines.append("  return " + ", ".join(_fmt_out(x) for x in p.outputs))
+    outs = [_fmt_atom(x) if isinstance(x, (Var, Const)) else repr(x) for x in p.outputs]
+    lines.append("  return " + show_items(p.out_tree, outs))
     return "\n".join(lines)
 
 
@@ -360,20 +377,15 @@ def verify(p: Program, values: dict | None = None) -> None:
     names = [v.name for v in _verify_block(p.eqns, defined)]
     assert len(names) == len(set(names)), "two variables share a name"
     _verify_adjoint_shapes(p, values)
+    assert type(p.outputs) is tuple and p.out_tree.num_leaves == len(p.outputs), \
+        "outputs do not match out_tree"
     for x in output_vars(p.outputs):
         assert x in defined, f"output {x.name} is never defined"
 
 
 def output_vars(outputs) -> list:
-    """The variables in a program's ``outputs`` (atoms, nested in tuples)."""
-    found, stack = [], list(outputs)
-    while stack:
-        x = stack.pop()
-        if isinstance(x, tuple):
-            stack.extend(x)
-        elif isinstance(x, Var):
-            found.append(x)
-    return found
+    """The variables among a program's (flat) ``outputs``."""
+    return [x for x in outputs if isinstance(x, Var)]
 
 
 def _verify_block(eqns, defined: set) -> set:
@@ -508,16 +520,6 @@ def evaluate(p: Program, *args):
     """Run a program on concrete inputs by interpreting its equations."""
     env = dict(zip(p.inputs, args))
 
-    def read(x):
-        return env[x] if isinstance(x, Var) else x.value
-
     run_block(p.eqns, env)
-
-    def build(x):
-        if isinstance(x, tuple):
-            return tuple(build(i) for i in x)
-        return read(x) if isinstance(x, (Var, Const)) else x
-
-    outs = build(p.outputs)
-    return outs[0] if len(outs) == 1 else outs
+    return output_value(p, lambda x: env[x] if isinstance(x, Var) else _raw(x))
 

@@ -39,7 +39,7 @@ from .alias import WriteAliasing
 from .calls import Calls, _RoomToRecurse, _describe, _draws_random, _reads_world
 from .containers import Containers
 from .errors import ADError, LoopRun, MissingRule, UnsupportedSyntax
-from .ir import Namer, Program, Var
+from .ir import Namer, Program, Var, flat_outputs
 from .operators import Operators
 from .outside import OutsideValues, _PathBuilder
 from . import runtime
@@ -167,8 +167,9 @@ class Lowerer(Operators, OutsideValues, WriteAliasing, Calls, Containers):
         # after the guards' outcomes: the derivatives' paths inlined (nested.py), which tell
         # apart paths whose guards have the same outcomes but check different things
         decisions = tuple(self.decisions) + tuple(self.inlined_paths)
-        prog = Program(src.name, tuple(inputs), self.b.eqns, (result,), decisions,
-                       self.namer, self.return_loc, trees=trees)
+        outputs, out_tree = flat_outputs(result)
+        prog = Program(src.name, tuple(inputs), self.b.eqns, outputs, decisions,
+                       self.namer, self.return_loc, trees=trees, out_tree=out_tree)
         return prog, self.b.values
 
     def _call_entry(self, fn, sig, inputs, src):

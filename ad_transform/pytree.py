@@ -94,17 +94,19 @@ def _leaf_node(v):
     return ("leaf", t)
 
 
-def _node(x, leaf):
+def _node(x, leaf, atoms=()):
+    """The structure of ``x``; ``leaf(item)`` gives a leaf's node (an instance of
+    ``atoms`` is a leaf, even a dataclass)."""
     t = type(x)
     if t is dict:  # the common cases first: this runs on every call of a derivative
-        return ("dict", t, tuple(x), tuple([_node(v, leaf) for v in x.values()]))
+        return ("dict", t, tuple(x), tuple([_node(v, leaf, atoms) for v in x.values()]))
     if t is list or t is tuple:
-        return (t.__name__, t, len(x), tuple([_node(v, leaf) for v in x]))
+        return (t.__name__, t, len(x), tuple([_node(v, leaf, atoms) for v in x]))
     kind = _kind(x)
-    if kind is None:
+    if kind is None or (atoms and isinstance(x, atoms)):
         return leaf(x)
     kind, keys, values = children(x)
-    return (kind, t, keys, tuple([_node(v, leaf) for v in values]))
+    return (kind, t, keys, tuple([_node(v, leaf, atoms) for v in values]))
 
 
 class TreeDef:
@@ -180,15 +182,19 @@ def _build(node, it, static):
     return obj
 
 
-def _show(node):
+def _show(node, text=None):
+    """``node`` as text; ``text()`` (if given) spells the next leaf."""
     kind = node[0]
     if kind == "leaf":
         sig = node[1]
-        return f"{sig[2]}{list(sig[1])}" if isinstance(sig, tuple) else sig.__name__
+        if text is not None:
+            return text()
+        return f"{sig[2]}{list(sig[1])}" if isinstance(sig, tuple) else \
+            "*" if sig is None else sig.__name__
     if kind == "static":
         return repr(node[2])
     _, t, keys, kids = node
-    items = [_show(c) for c in kids]
+    items = [_show(c, text) for c in kids]
     if kind == "dict":
         return "{" + ", ".join(f"{k!r}: {v}" for k, v in zip(keys, items)) + "}"
     if kind == "list":
@@ -327,6 +333,29 @@ def flatten_with(x, value_of):
         return node
 
     return leaves, TreeDef(_node(x, leaf))
+
+
+ITEM = ("leaf", None)  # a leaf of a structure of traced items: no signature
+
+
+def flatten_items(x, atoms=(), name="out"):
+    """``(items, treedef)`` for a structure of traced items (a program's output): the
+    containers walked as :func:`tree_flatten` walks them, and every other item (an
+    instance of ``atoms``, a constant, ``None``) one leaf, with no signature
+    (:data:`ITEM`).  ``treedef.unflatten(*items)`` rebuilds the structure."""
+    items = []
+
+    def leaf(v):
+        items.append(v)
+        return ITEM
+
+    return items, TreeDef(_node(x, leaf, atoms), name)
+
+
+def show_items(treedef: TreeDef, texts) -> str:
+    """The structure ``treedef`` spelled with ``texts`` at its leaves: ``(d_x1, d_x2)``."""
+    it = iter(texts)
+    return _show(treedef.node, lambda: next(it))
 
 
 def mismatch(like: TreeDef, given: TreeDef, name: str):

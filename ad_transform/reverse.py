@@ -22,7 +22,7 @@ import numpy as np
 from . import runtime
 from .errors import ADError, MissingRule
 from .builder import Builder, _cse_key
-from .ir import LOOP, Const, Hint, Program, Var, _raw, output_vars
+from .ir import LOOP, Const, Hint, Program, Var, _raw, flat_outputs, output_vars
 from .loops_reverse import droppable, propagate, reverse_loop
 from .rules import builtins as B
 from .rules import numpy as N
@@ -62,7 +62,7 @@ def reverse(prog: Program, values: dict, wrt: tuple, single: bool,
             b.seen.setdefault(key, e.out)
     wrt_vars = T.wrt_vars(prog, wrt)  # a tree argument: its leaves
     active = _active_set(prog, wrt_vars)
-    (out,) = prog.outputs
+    (out,) = prog.outputs if seeds is None else (None,)  # one number, unless seeded
     adj: dict = {}
     owned: dict = {}  # adjoint buffer -> the one variable whose adjoint it is (see _accumulate)
     record = []  # (adjoint, primal, exact): what ir.verify checks
@@ -93,8 +93,9 @@ def reverse(prog: Program, values: dict, wrt: tuple, single: bool,
         if with_value and isinstance(_raw(out), np.ndarray):  # a constant of the code:
             out = b.record(N.copy, (_raw(out),), hint="value")  # each call gets its own
     ret = grads[0] if single else tuple(grads)
+    outputs, out_tree = flat_outputs((out, ret) if with_value else ret)
     result = dataclasses.replace(
-        prog, eqns=b.eqns, outputs=((out, ret),) if with_value else (ret,),
+        prog, eqns=b.eqns, outputs=outputs, out_tree=out_tree,
         adjoints=[(g, x, exact) for g, x, exact in record if isinstance(g, Var) or np.ndim(g)])
     return result, b.values
 

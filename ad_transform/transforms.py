@@ -143,16 +143,12 @@ def _finish(fun, full, values, suffix, compile_now):
         entry = Entry(fn, full.decisions, filename)
     else:  # runs interpreted until the path is taken again (no value of this call kept)
         entry = Entry(None, full.decisions, None, program=full, finish=finish)
-    return entry, _result(full.outputs[0], values)
+    return entry, _result(full, values)
 
 
-def _result(x, values):
-    """The first call's answer for output ``x`` (tuples and lists of atoms)."""
-    if isinstance(x, (tuple, list)):
-        return type(x)(_result(i, values) for i in x)
-    if isinstance(x, Var):
-        return values[x]
-    return x.value if isinstance(x, ir.Const) else x
+def _result(prog, values):
+    """The first call's answer (module-level: see ``api._result``)."""
+    return ir.output_value(prog, lambda x: values[x] if isinstance(x, Var) else ir._raw(x))
 
 
 # -- forward mode ----------------------------------------------------------------------------
@@ -307,17 +303,18 @@ def jvp(fun, primals, tangents):
 
 # -- reverse mode with a cotangent ----------------------------------------------------------
 
-def _out_leaves(out, values):
-    """The leaves of the output ``out`` (atoms, in containers), in the order
-    :func:`~ad_transform.tree_flatten` gives for its value, and its structure."""
-    return T.flatten_with(out, lambda y: values[y] if isinstance(y, Var) else ir._raw(y))
+def _out_leaves(prog, values):
+    """The outputs of ``prog`` that :func:`~ad_transform.tree_flatten` gives as leaves of
+    its value, in order (not its static leaves: ``None``, flags, labels)."""
+    return [y for y in prog.outputs if T._leaf_node(
+        values[y] if isinstance(y, Var) else ir._raw(y))[0] == "leaf"]
 
 
 def _build_vjp(wrt, max_eqns):
     def build(fun, args, compile_now=True):
         n = len(inspect.signature(fun).parameters)
         prog, values = lower(fun, args[:n], wrt, max_eqns, unroll=0)  # (loops unrolled)
-        leaves, _ = _out_leaves(prog.outputs[0], values)
+        leaves = _out_leaves(prog, values)
         cts = args[n:]
         likes = [values[y] if isinstance(y, Var) else ir._raw(y) for y in leaves]
         for like in likes:

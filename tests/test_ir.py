@@ -174,6 +174,21 @@ def test_verify_rejects_other_violations():
         ir.verify(Program("broken", (x,), [Eqn(B.neg, (1.0,), t, None)], (t,)))
 
 
+
+def test_outputs_are_flat_with_one_structure():
+    """A program returns flat atoms, nested as its ``out_tree`` says."""
+    full = _reversed(f, (2.0, 1.0), (0, 1), with_value=True)
+    assert len(full.outputs) == 3
+    assert all(isinstance(x, (Var, Const)) for x in full.outputs)
+    assert str(full).endswith("return (add, (d_x1, d_x2))")
+    value, grads = ir.evaluate(full, 2.0, 1.0)
+    assert value == f(2.0, 1.0)
+    for i, g in enumerate(grads):
+        assert _close(g, numerical_gradient(f, (2.0, 1.0), i))
+    x, y, t = _two_var_program()
+    with pytest.raises(AssertionError, match="out_tree"):
+        ir.verify(Program("broken", (x,), [], (x, x)))  # two outputs, a one-output structure
+
 # -- (d) interpreting the IR --------------------------------------------------------------
 
 SCALE = 1.5

@@ -218,17 +218,14 @@ class _Emitter:
                     ops=[gast.NotEq()], comparators=[want]))
         return checks
 
-    def output(self):
-        """The value returned: the outputs nested as ``out_tree`` says (tuples only)."""
-        it = iter(self.prog.outputs)
-
-        def build(node):
-            if node[0] == "leaf":
-                return self.atom(next(it))
-            assert node[0] == "tuple", f"an emitted program returns tuples, not {node[0]}s"
-            return gast.Tuple(elts=[build(c) for c in node[3]], ctx=gast.Load())
-
-        return build(self.prog.out_tree.node)
+    def output(self, node, items):
+        """The value returned: the outputs (``items``, an iterator) nested as ``node``
+        of ``out_tree`` says (tuples only).  (A method: a recursive closure would be a
+        reference cycle holding the emitter and its values.)"""
+        if node[0] == "leaf":
+            return self.atom(next(items))
+        assert node[0] == "tuple", f"an emitted program returns tuples, not {node[0]}s"
+        return gast.Tuple(elts=[self.output(c, items) for c in node[3]], ctx=gast.Load())
 
     def inplace_expr(self, e: Eqn, ufunc, target):
         kws = self.keywords(e)
@@ -269,7 +266,8 @@ class _Emitter:
                 body.append(gast.Assign(targets=[_store(self.names.get(e.out, e.out.name))],
                                         value=value,
                                         type_comment=None))
-        body.append(gast.Return(value=self.output()))
+        body.append(gast.Return(value=self.output(self.prog.out_tree.node,
+                                                  iter(self.prog.outputs))))
         args = gast.arguments(args=[gast.Name(id=v.name, ctx=gast.Param(), annotation=None,
                                               type_comment=None) for v in self.prog.inputs],
                               posonlyargs=[], vararg=None, kwonlyargs=[], kw_defaults=[],

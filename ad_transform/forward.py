@@ -117,9 +117,11 @@ def forward(prog: Program, values: dict, wrt: tuple, tangents: tuple) -> tuple[P
         inputs = tuple(prog.inputs) + tuple(t_inputs)
         shell = dataclasses.replace(prog, inputs=inputs, eqns=b.eqns, outputs=(),
                                     decisions=decisions)
-        value = _returned(b, prog, lambda o: _value(b, o, prog.return_loc), "value")
+        value = _returned(b, prog.out_tree.node, iter(prog.outputs),
+                          lambda o: _value(b, o, prog.return_loc), "value")
         taken = []
-        out_tan = _returned(b, prog, lambda o: _out_tangent(b, o, tan, shell, taken), "tangent")
+        out_tan = _returned(b, prog.out_tree.node, iter(prog.outputs),
+                            lambda o: _out_tangent(b, o, tan, shell, taken), "tangent")
         outputs, out_tree = flat_outputs((value, out_tan))
     return dataclasses.replace(shell, outputs=outputs, out_tree=out_tree), b.values
 
@@ -194,26 +196,24 @@ def _fit(b: Builder, t, like):
     return b.apply(N.fit_shape, (t, shape))
 
 
-def _returned(b: Builder, prog: Program, each, hint):
-    """``prog``'s output as the derivative returns it, ``each`` applied to every output
-    atom: tuples stay tuples of atoms (the emitter writes them out); a list is built by
-    one equation, and so is a dict, namedtuple or dataclass (``_tree.rebuild``, with
-    everything inside it): new containers on every call."""
-    items = iter(prog.outputs)
-
-    def build(node):
-        kind = node[0]
-        if kind == "leaf":
-            return each(next(items))
-        if kind == "tuple":
-            return tuple(build(c) for c in node[3])
-        if kind == "list":
-            return b.record(F.as_list, [_packed(b, build(c)) for c in node[3]], hint=hint)
-        td = T.TreeDef(node, hint + "_tree")
-        atoms = [each(next(items)) for _ in range(td.num_leaves)]
-        return b.record(P.rebuild, (Const(td), *atoms), hint=hint)
-
-    return build(prog.out_tree.node)
+def _returned(b: Builder, node, items, each, hint):
+    """A program's output as the derivative returns it: ``node`` of its ``out_tree``
+    over its outputs (``items``, an iterator), ``each`` applied to every output atom.
+    Tuples stay tuples of atoms (the emitter writes them out); a list is built by one
+    equation, and so is a dict, namedtuple or dataclass (``_tree.rebuild``, with
+    everything inside it): new containers on every call.  (Module-level: a recursive
+    closure would be a reference cycle holding the builder's values.)"""
+    kind = node[0]
+    if kind == "leaf":
+        return each(next(items))
+    if kind == "tuple":
+        return tuple(_returned(b, c, items, each, hint) for c in node[3])
+    if kind == "list":
+        return b.record(F.as_list, [_packed(b, _returned(b, c, items, each, hint))
+                                  for c in node[3]], hint=hint)
+    td = T.TreeDef(node, hint + "_tree")
+    atoms = [each(next(items)) for _ in range(td.num_leaves)]
+    return b.record(P.rebuild, (Const(td), *atoms), hint=hint)
 
 
 def _value(b: Builder, out, loc):

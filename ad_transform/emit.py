@@ -24,7 +24,7 @@ from .registers import last_uses, plan_inplace, reuse_names, scatter_printed, wr
 
 __all__ = ["emit", "Emitted"]
 
-from .loops_emit import emit_loop  # noqa: E402  (loops_emit imports emit lazily)
+from .loops_emit import _const, _load, _store, emit_loop  # noqa: E402  (loops_emit imports emit lazily)
 
 _BINOPS = {"+": gast.Add, "-": gast.Sub, "*": gast.Mult, "/": gast.Div, "//": gast.FloorDiv,
            "%": gast.Mod, "**": gast.Pow, "@": gast.MatMult, "&": gast.BitAnd, "|": gast.BitOr,
@@ -35,18 +35,14 @@ _CMP = {"<": gast.Lt, "<=": gast.LtE, ">": gast.Gt, ">=": gast.GtE, "==": gast.E
         "not in": gast.NotIn}
 _LITERALS = (bool, int, str, type(None))
 
+
+
 class Emitted:
+    """An emitted derivative: its gast ``FunctionDef``, the names it uses and its comments."""
+
     def __init__(self, fdef, namespace, comments):
         self.fdef, self.namespace, self.comments = fdef, namespace, comments
 
-def _load(name):
-    return gast.Name(id=name, ctx=gast.Load(), annotation=None, type_comment=None)
-
-def _store(name):
-    return gast.Name(id=name, ctx=gast.Store(), annotation=None, type_comment=None)
-
-def _const(value):
-    return gast.Constant(value=value, kind=None)
 
 class _Emitter:
     def __init__(self, prog: Program, values: dict, inplace: bool = True):

@@ -140,7 +140,7 @@ class Builder:
 def _quiet(prim, vals) -> bool:
     """``prim`` cannot warn on ``vals``: an operator or a ``math`` function on Python
     floats and ints (they raise instead), so no warning filter needs to be set up."""
-    kind = prim.form[0]
+    kind = prim.kind
     if not (kind == "binop" or kind == "unary" or kind == "compare"
             or (kind == "call" and prim.root is math)):
         return False
@@ -181,11 +181,10 @@ def _peephole(prim, ins, vals):
     the kept operand is a float (Python or NumPy floating array), so dropping
     the operation loses no cast and no broadcast.
     """
-    form = prim.form
-    if form[0] != "binop" or len(ins) != 2 or form[1] not in _UNITS:
+    if prim.kind != "binop" or len(ins) != 2 or prim.op not in _UNITS:
         return _NO_FOLD
     (a, b), (va, vb) = ins, vals
-    unit, left_ok = _UNITS[form[1]]
+    unit, left_ok = _UNITS[prim.op]
     if not isinstance(b, Var) and _is_unit(vb, unit) and _is_float(va):
         return a
     if left_ok and not isinstance(a, Var) and _is_unit(va, unit) and _is_float(vb):

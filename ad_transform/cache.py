@@ -73,7 +73,7 @@ def _interpret(prog, args, path):
             continue
         params = dict(e.params)
         if not e.prim.impl(*vals, **params):
-            kind = e.prim.form[1]
+            kind = e.prim.op
             observed = (not params["expect"] if kind == "truth" else
                         signatures(*vals) if kind == "types" else vals[0])
             miss = PathMiss(params["index"], observed)

@@ -154,7 +154,7 @@ class _Emitter:
 
     def guard(self, e: Eqn):
         params = dict(e.params)
-        kind = e.prim.form[1]
+        kind = e.prim.op
         expect, index = params["expect"], params["index"]
         if kind == "truth":
             test = self.atom(e.ins[0])

@@ -109,6 +109,11 @@ class Primitive:
     form: tuple
     hint: str = "t"
     root: Any = None  # the object bound to form[1] for "call" forms
+    # what the operation is ("binop", "unary", "compare", "call", "method", "getattr",
+    # "getitem", "guard", ...) and, for an operator, its symbol ("+", "**") or, for a
+    # guard, what it checks ("truth", "types", "value"): set by rules.core.defprim
+    kind: str = ""
+    op: str | None = None
     vjps: tuple = ()
     variadic_vjp: Callable | None = None
     zero: bool = False  # piecewise constant: no derivative flows through it
@@ -240,8 +245,8 @@ class Loop:
                 + ((self.count,) if self.count is not None and self.kind != "reverse" else ()))
 
 
-LOOP = Primitive("loop", None, ("loop",))
-EXIT = Primitive("loop_exit", bool, ("exit",))  # in a while loop's body: leave when false
+LOOP = Primitive("loop", None, ("loop",), kind="loop")
+EXIT = Primitive("loop_exit", bool, ("exit",), kind="exit")  # in a while loop's body: leave when false
 
 
 def loop_of(e) -> Loop | None:

@@ -229,7 +229,7 @@ def droppable(e, values: dict) -> bool:
     for x in data.body:
         if x.out is None or x.prim is LOOP or x.prim.opaque or x.prim.may_mutate:
             return False
-        form = x.prim.form[0]
+        form = x.prim.kind
         if x.prim is B.getitem:
             arr, idx = x.ins[0], x.ins[1] if len(x.ins) == 2 else None
             value = values.get(arr) if isinstance(arr, Var) else None

@@ -204,9 +204,9 @@ _UFUNC_OF_OP = {("binop", "+"): np.add, ("binop", "-"): np.subtract,
 
 def _ufunc_of(prim):
     """The NumPy ufunc an equation computes, if it can write into an ``out=`` array."""
-    if prim.form[:2] in _UFUNC_OF_OP:
-        return _UFUNC_OF_OP[prim.form[:2]]
-    if prim.form[0] == "call" and prim.root is np and isinstance(prim.impl, np.ufunc) \
-            and len(prim.form) == 3 and getattr(np, prim.form[2], None) is prim.impl:
+    if (prim.kind, prim.op) in _UFUNC_OF_OP:
+        return _UFUNC_OF_OP[prim.kind, prim.op]
+    if prim.kind == "call" and prim.root is np and isinstance(prim.impl, np.ufunc) \
+            and getattr(np, prim.impl.__name__, None) is prim.impl:
         return prim.impl
     return None

@@ -270,7 +270,7 @@ def _read_from(e, values) -> bool:
         return e.out is not None  # result may be an array the user's code keeps
     if e.phase != "primal" or e.out is None:
         return False
-    form = e.prim.form[0]
+    form = e.prim.kind
     if form == "getitem":
         return not isinstance(_raw(e.ins[0]) if isinstance(e.ins[0], Const)
                               else values.get(e.ins[0]), np.ndarray)

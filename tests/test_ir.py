@@ -448,3 +448,23 @@ def test_no_dump_without_the_variable(monkeypatch, capsys):
     g.cache_clear()
     g(0.5, 0.25)
     assert capsys.readouterr().err == ""
+
+
+def test_the_printing_form_is_read_for_printing_only():
+    """Passes read what a primitive means from its fields (``kind``, ``op``, the flags),
+    set once by ``rules.core.defprim``; ``form`` is read by the printers only."""
+    import ast
+    import pathlib
+
+    import ad_transform
+    root = pathlib.Path(ad_transform.__file__).parent
+    printers = {("emit.py", "expr"), ("reverse.py", "_describe"), ("rules/core.py", "defprim")}
+    readers = set()
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root).as_posix()
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for fn in ast.walk(tree):
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if any(isinstance(n, ast.Attribute) and n.attr == "form" for n in ast.walk(fn)):
+                    readers.add((rel, fn.name))
+    assert readers and readers <= printers, readers - printers

@@ -84,12 +84,14 @@ def defprim(name: str, impl: Callable, form: tuple, *, hint: str | None = None,
             may_mutate: bool = False) -> Primitive:
     """Declare a primitive.  ``register``: the user-facing callable it answers for.
 
-    The one place a primitive's printing ``form`` gives its meaning: the flags the
-    passes read (``elementwise``, ``is_guard``, ``may_raise``, ``computes``) are set here
-    from it;
+    The one place a primitive's printing ``form`` gives its meaning: what the passes read
+    (``kind``, ``op``, ``elementwise``, ``is_guard``, ``may_raise``, ``computes``) is set
+    here from it, and past this point ``form`` is read for printing only;
     ``opaque`` and ``may_mutate`` are given by the declaration."""
     prim = Primitive(name=name, impl=impl, form=form, hint=hint or name.rsplit(".", 1)[-1],
                      root=root, opaque=opaque, may_mutate=may_mutate)
+    prim.kind = form[0]
+    prim.op = form[1] if form[0] in ("binop", "unary", "compare", "guard") else None
     prim.elementwise = form[0] in ("unary", "compare") or (form[0] == "binop" and form[1] != "@")
     prim.is_guard = form[0] == "guard"
     prim.computes = form[0] in ("binop", "unary", "call")

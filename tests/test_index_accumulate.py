@@ -12,12 +12,7 @@ import pytest
 from ad_transform import gradient, value_and_gradient
 from ad_transform.testing import check_gradient, check_vjp
 
-
-def rosen(x):
-    s = 0.0
-    for i in range(len(x) - 1):
-        s = s + 100.0 * (x[i + 1] - x[i] ** 2) ** 2 + (1.0 - x[i]) ** 2
-    return s
+from test_rolled import rosenbrock as rosen
 
 
 def test_rosenbrock_loop_accumulates_in_place():

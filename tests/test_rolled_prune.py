@@ -13,14 +13,7 @@ import pytest
 from ad_transform import gradient
 from ad_transform.testing import numerical_gradient
 
-from test_rolled import check
-
-
-def rosenbrock(x):
-    s = 0.0
-    for i in range(len(x) - 1):
-        s = s + 100.0 * (x[i + 1] - x[i] ** 2) ** 2 + (1 - x[i]) ** 2
-    return s
+from test_rolled import check, rosenbrock
 
 
 def test_dead_primal_loop_over_array_items_is_dropped():

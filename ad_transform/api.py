@@ -21,6 +21,7 @@ import weakref
 import gast
 
 from . import ir
+from .branches import Unmerge
 from .builder import Builder
 from .cache import Entry, cache_for
 from .compile import compile_function
@@ -190,7 +191,7 @@ def _attach_aux(full, values, aux, with_value):
 
 
 def _build(fun, args, wrt, single, with_value, max_eqns, compile_now=True,
-           for_lowering=False, has_aux=False, unroll=DEFAULT_UNROLL):
+           for_lowering=False, has_aux=False, unroll=DEFAULT_UNROLL, merge=False):
     """The pipeline: one new path for ``args``, and its result.
 
     The concrete values of the first call (``values``) pass through the stages
@@ -201,15 +202,21 @@ def _build(fun, args, wrt, single, with_value, max_eqns, compile_now=True,
     path is taken again (see :mod:`ad_transform.cache`).
     """
     with _NoCyclicGC():
-        return _pipeline(fun, args, wrt, single, with_value, max_eqns,
-                         compile_now or for_lowering, for_lowering, has_aux=has_aux,
-                         unroll=0 if for_lowering else unroll)  # read back: straight-line
+        run = functools.partial(_pipeline, fun, args, wrt, single, with_value, max_eqns,
+                                compile_now or for_lowering, for_lowering, has_aux=has_aux,
+                                unroll=0 if for_lowering else unroll)  # read back: straight-line
+        if merge and not for_lowering:
+            try:
+                return run(merge=True)
+            except Unmerge:  # a merged if's adjoint failed on these values: decide it
+                pass
+        return run()
 
 
 def _pipeline(fun, args, wrt, single, with_value, max_eqns, compile_now=True,
-              for_lowering=False, has_aux=False, unroll=DEFAULT_UNROLL):
+              for_lowering=False, has_aux=False, unroll=DEFAULT_UNROLL, merge=False):
     dump = os.environ.get("AD_TRANSFORM_DUMP")
-    prog, values = lower(fun, args, wrt, max_eqns, unroll)
+    prog, values = lower(fun, args, wrt, max_eqns, unroll, merge)
     if has_aux:
         prog, aux = _split_aux(prog, values)
     _check_output(prog, values)
@@ -228,9 +235,10 @@ def _pipeline(fun, args, wrt, single, with_value, max_eqns, compile_now=True,
     name = f"{base}_{suffix}" if base.isidentifier() else suffix
     label = f"{fun.__qualname__} {suffix}" + (" (for lowering)" if for_lowering else "")
     finish = functools.partial(_finish, name, label, not for_lowering)
-    if any(e.prim is ir.LOOP for e in full.eqns):
-        # the values of a rolled loop's iterations were not kept: compile the path now
-        # and run it for the first call's answer
+    if any(e.prim is ir.LOOP or e.prim is ir.COND for e in full.eqns):
+        # the values of a rolled loop's iterations were not kept, and a merged if's
+        # untaken branch holds values this call never had: compile the path now and run
+        # it for the first call's answer
         fn, filename = finish(full, values)
         return Entry(fn, full.decisions, filename), fn(*args)
     if compile_now or len(full.eqns) > _LAZY_EQNS:
@@ -405,7 +413,7 @@ def _make(fun, wrt, with_value, maxsize, max_eqns, has_aux=False, unroll=DEFAULT
 
     def build(args, compile_now=True):
         return _build(fun_ref(), args, wrt_idx, single, with_value, max_eqns, compile_now,
-                      has_aux=has_aux, unroll=unroll)
+                      has_aux=has_aux, unroll=unroll, merge=cache.merge_branches())
 
     def build_for_lowering(args, compile_now=True):  # read back as source: always compiled
         return _build(fun_ref(), args, wrt_idx, single, with_value, max_eqns,

@@ -177,6 +177,11 @@ class PathCache:
     # deferred, more than a quarter of them compiled on a second call means the inputs
     # come back to their paths, and new paths are compiled when built again.
     trial = 16
+    # From a function's third path on, an if whose branches are simple keeps both in the
+    # new path (branches.py): inputs that decide independent ifs at random then share
+    # one path instead of taking a new one on almost every call.  (A function's first
+    # paths decide every if: the code of one path, the shortest to read.)
+    merge_from = 3
 
     def __init__(self, maxsize: int = 128):
         if maxsize < 1:
@@ -263,6 +268,10 @@ class PathCache:
             return result
 
         return interpreted
+
+    def merge_branches(self) -> bool:
+        """Lower the path being built with merged ifs (see :attr:`merge_from`)."""
+        return self.misses >= self.merge_from
 
     def _compile_now(self) -> bool:
         return len(self.entries) < self.eager or (

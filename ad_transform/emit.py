@@ -19,12 +19,12 @@ import gast
 import numpy as np
 
 from . import runtime
-from .ir import LOOP, Const, Eqn, Program, Var
+from .ir import COND, LOOP, Const, Eqn, Program, Var, cond_of
 from .registers import last_uses, plan_inplace, reuse_names, scatter_printed, writes_into
 
 __all__ = ["emit", "Emitted"]
 
-from .loops_emit import _const, _load, _store, emit_loop  # noqa: E402  (loops_emit imports emit lazily)
+from .loops_emit import _const, _load, _store, emit_block, emit_loop  # noqa: E402  (loops_emit imports emit lazily)
 
 _BINOPS = {"+": gast.Add, "-": gast.Sub, "*": gast.Mult, "/": gast.Div, "//": gast.FloorDiv,
            "%": gast.Mod, "**": gast.Pow, "@": gast.MatMult, "&": gast.BitAnd, "|": gast.BitOr,
@@ -229,6 +229,30 @@ class _Emitter:
         return gast.Call(func=self.ref("np", np, (ufunc.__name__,)),
                          args=[self.atom(x) for x in e.ins], keywords=kws)
 
+    def cond(self, e: Eqn, comments) -> list:
+        """A merged ``if`` (:class:`~ad_transform.ir.Cond`): ``if test:`` with each
+        branch's statements, each ending by binding the outputs; a source-line comment."""
+        data = cond_of(e)
+        label = "adjoint of " if e.phase == "adjoint" else ""
+        comments.append(f"{label}{e.loc.place() if e.loc else '?'}: {data.line}  (both branches)")
+        marker = gast.Expr(value=_load(f"__ad_comment_{len(comments) - 1}__"))
+        arms = []
+        for eqns, outs in ((data.then, data.then_outs), (data.orelse, data.else_outs)):
+            stmts, run = [], []
+            for x in eqns + [None]:
+                if x is None or x.prim is COND:
+                    stmts += emit_block(self, run, comments) if run else []
+                    run = []
+                    if x is not None:
+                        stmts += self.cond(x, comments)
+                else:
+                    run.append(x)
+            for v, a in zip(data.outs, outs):
+                stmts.append(gast.Assign(targets=[_store(self.names.get(v, v.name))],
+                                         value=self.atom(a), type_comment=None))
+            arms.append(stmts or [gast.Pass()])
+        return [marker, gast.If(test=self.atom(data.test), body=arms[0], orelse=arms[1])]
+
     def function(self, name: str) -> Emitted:
         self.last = last_uses(self.prog)
         if self.allow_inplace:
@@ -239,13 +263,16 @@ class _Emitter:
         for index, e in enumerate(self.prog.eqns):
             phase = "adjoint" if e.phase == "adjoint" else "primal"  # tangents: with their line
             key = (phase, e.loc.file, e.loc.line, e.loc.trip) if e.loc else (phase, None)
-            if key != block and e.loc is not None and e.prim is not LOOP:
+            if key != block and e.loc is not None and e.prim is not LOOP and e.prim is not COND:
                 block = key
                 label = "adjoint of " if e.phase == "adjoint" else ""
                 comments.append(f"{label}{e.loc.place()}: {e.loc.text.strip()}")
                 body.append(gast.Expr(value=_load(f"__ad_comment_{len(comments) - 1}__")))
             if e.prim is LOOP:  # a rolled loop: its own statements (loops_emit.py)
                 body.extend(emit_loop(self, e, comments))
+                block = None
+            elif e.prim is COND:  # a merged if: an if statement (branches.py)
+                body.extend(self.cond(e, comments))
                 block = None
             elif e.out is None:
                 body.append(self.guard(e))

@@ -31,7 +31,8 @@ from .pytree import ITEM, TreeDef, flatten_items, show_items
 __all__ = [
     "Var", "Const", "Eqn", "Program", "Primitive", "Namer", "Hint",
     "format_program", "verify", "evaluate", "value_kind", "current_builder",
-    "Loop", "LOOP", "EXIT", "loop_of", "flat_outputs", "output_value", "ONE",
+    "Loop", "LOOP", "EXIT", "loop_of", "Cond", "COND", "cond_of", "cond_eqn",
+    "flat_outputs", "output_value", "ONE",
 ]
 
 
@@ -254,6 +255,49 @@ def loop_of(e) -> Loop | None:
     return e.params[0][1] if e.prim is LOOP else None
 
 
+@dataclass(eq=False)
+class Cond:
+    """An ``if`` statement both of whose branches were lowered: one equation (``prim``
+    :data:`COND`) that runs ``then`` when ``test`` is true, else ``orelse``.
+
+    Each branch is a block of equations over outer variables; its variables are local
+    to it.  ``outs`` are the variables bound after the statement: the branch run binds
+    each to its own atom (``then_outs``, ``else_outs``), and the two atoms have one
+    signature (type; an array's shape and dtype).  The equation's ``ins`` are the test
+    and the outer variables either branch reads (:func:`cond_eqn`).  ``taken`` is the
+    branch the lowering call took (for printing).
+    """
+
+    test: Var
+    then: list
+    then_outs: tuple
+    orelse: list
+    else_outs: tuple
+    outs: tuple
+    line: str = ""  # source text of the if statement
+    taken: bool = True
+
+    def defines(self) -> tuple:
+        return self.outs
+
+
+COND = Primitive("cond", None, ("cond",), kind="cond")
+
+
+def cond_of(e) -> Cond | None:
+    """The :class:`Cond` of a branch equation, else None."""
+    return e.params[0][1] if e.prim is COND else None
+
+
+def cond_eqn(data: Cond, loc, phase: str = "primal") -> Eqn:
+    """The equation of ``data``: its ``ins`` are the test and every outer variable a
+    branch reads, so passes that only read ``ins`` (liveness, names) see them."""
+    free = body_free(data.then + [Eqn(COND, data.then_outs, None, None)], ())
+    free += body_free(data.orelse + [Eqn(COND, data.else_outs, None, None)], ())
+    return Eqn(COND, tuple(dict.fromkeys((data.test, *free))), None, loc,
+               (("cond", data),), phase)
+
+
 def body_free(body, bound) -> list:
     """Outer variables a block (nested loops included) reads, in first-use order."""
     seen, out = set(bound), []
@@ -272,6 +316,8 @@ def body_free(body, bound) -> list:
                 seen.add(e.out)
             if data is not None:
                 seen.update(data.defines())
+            elif e.prim is COND and e.params:
+                seen.update(e.params[0][1].outs)
     walk(body)
     return out
 
@@ -348,10 +394,25 @@ def _format_loop(e: Eqn, data: Loop, indent: str) -> str:
     return "\n".join(lines)
 
 
+def _format_cond(e: Eqn, data: Cond, indent: str) -> str:
+    where = f"    # {e.loc.file.rsplit('/', 1)[-1]}:{e.loc.line}" if e.loc else ""
+    lines = [f"if {data.test.name} ({'then' if data.taken else 'else'} taken):{where}"]
+    for label, eqns, outs in (("then", data.then, data.then_outs),
+                              ("else", data.orelse, data.else_outs)):
+        lines.append(f"{indent}{label}:")
+        lines += [f"{indent}  " + format_eqn(b, indent + "  ") for b in eqns]
+        lines.append(f"{indent}  -> " + ", ".join(_fmt_atom(a) for a in outs))
+    lines.append(f"{indent}-> " + ", ".join(v.name for v in data.outs))
+    return "\n".join(lines)
+
+
 def format_eqn(e: Eqn, indent: str = "  ") -> str:
     data = loop_of(e)
     if data is not None:
         return _format_loop(e, data, indent)
+    cond = cond_of(e)
+    if cond is not None:
+        return _format_cond(e, cond, indent)
     args = ", ".join(_fmt_atom(x) for x in e.ins)
     params = "".join(f", {k}={v!r}" for k, v in e.params)
     rhs = f"{e.prim.name}({args}{params})"
@@ -415,6 +476,23 @@ def _verify_block(eqns, defined: set) -> set:
                 defined.add(v)
             every |= set(data.defines())
             continue
+        cond = cond_of(e)
+        if cond is not None:
+            for x in e.ins:
+                assert not isinstance(x, Var) or x in defined, \
+                    f"if at {e.loc}: {x.name} used before it is defined"
+            assert cond.test in defined, f"if at {e.loc}: its test is not defined"
+            for eqns, outs in ((cond.then, cond.then_outs), (cond.orelse, cond.else_outs)):
+                inner = set(defined)
+                every |= _verify_block(eqns, inner)
+                assert len(outs) == len(cond.outs), f"if at {e.loc}: a branch binds too few"
+                for x in outs:
+                    assert not isinstance(x, Var) or x in inner, f"if binds undefined {x}"
+            for v in cond.outs:
+                assert v not in defined, f"{v.name} defined twice"
+                defined.add(v)
+            every |= set(cond.outs)
+            continue
         for x in e.ins:
             assert isinstance(x, (Var, Const)), f"{format_eqn(e)}: operand {x!r} is not an atom"
             if isinstance(x, Var):
@@ -473,6 +551,13 @@ def run_block(eqns, env: dict) -> None:
         data = loop_of(e)
         if data is not None:
             run_loop(data, env)
+            continue
+        cond = cond_of(e)
+        if cond is not None:
+            branch, outs = ((cond.then, cond.then_outs) if env[cond.test]
+                            else (cond.orelse, cond.else_outs))
+            run_block(branch, env)
+            env.update(zip(cond.outs, [read(x) for x in outs]))
             continue
         vals = [read(x) for x in e.ins]
         if e.prim is EXIT:

@@ -19,7 +19,8 @@ import dataclasses
 import numpy as np
 
 from .builder import _cse_key
-from .ir import EXIT, LOOP, Const, Eqn, Loop, Var, body_free, loop_of
+from .branches import propagate_cond
+from .ir import COND, EXIT, LOOP, Const, Eqn, Loop, Var, body_free, loop_of
 
 __all__ = ["propagate", "reverse_loop"]
 
@@ -31,6 +32,8 @@ def propagate(eqns, active: set) -> None:
         if data is not None:
             flags, _ = _activity(data, active)
             active.update(o for o, f in zip(data.outs, flags) if f)
+        elif e.prim is COND:  # a merged if (branches.py)
+            propagate_cond(e, active, propagate)
         elif e.out is not None and e.prim.differentiable and any(
                 isinstance(x, Var) and x in active for x in e.ins):
             active.add(e.out)

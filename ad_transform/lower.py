@@ -34,7 +34,7 @@ import types
 import gast
 import numpy as np
 
-from . import fence, loops
+from . import branches, fence, loops
 from .alias import WriteAliasing
 from .calls import Calls, _RoomToRecurse, _describe, _draws_random, _reads_world
 from .containers import Containers
@@ -83,9 +83,11 @@ class Lowerer(Operators, OutsideValues, WriteAliasing, Calls, Containers):
 
     Break, Continue, Return = _Break, _Continue, _Return  # for loops.py
 
-    def __init__(self, fn, wrt, max_eqns=200_000, unroll=loops.DEFAULT_UNROLL):
+    def __init__(self, fn, wrt, max_eqns=200_000, unroll=loops.DEFAULT_UNROLL, merge=False):
         self.fn = fn
         self.unroll = unroll  # loops this long or longer are rolled (loops.py)
+        self.merge = merge  # an if with simple branches keeps both (branches.py)
+        self.speculating = 0  # branches being lowered for a merge (branches.py)
         self.in_loop = 0  # iterations being probed by loops.py (indices stay traced)
         self.wrt = wrt
         self.namer = Namer()
@@ -273,7 +275,10 @@ class Lowerer(Operators, OutsideValues, WriteAliasing, Calls, Containers):
         self.setitem(t, obj, idx, self.binop(type(s.op), cur, rhs, s))
 
     def s_If(self, s):
-        if self.truth(self.eval(s.test), s.test):
+        test = self.eval(s.test)
+        if isinstance(test, Var) and branches.run_if(self, s, test):
+            return  # both branches are in the path (branches.py)
+        if self.truth(test, s.test):
             self.exec_block(s.body)
         else:
             self.exec_block(s.orelse)
@@ -423,6 +428,8 @@ class Lowerer(Operators, OutsideValues, WriteAliasing, Calls, Containers):
         7. a registered primitive is applied (one equation);
         8. anything else is opaque library code (:meth:`call_opaque`).
         """
+        if self.speculating:  # a branch lowered for a merge calls primitives only
+            branches.call_allowed(self, func)
         if isinstance(func, Closure):
             return self.call_closure(func, args, kwargs, node)
         if isinstance(func, VarMethod):
@@ -491,21 +498,22 @@ def _frames_below() -> int:
     return n
 
 
-def lower(fn, args, wrt, max_eqns=200_000,
-          unroll=loops.DEFAULT_UNROLL) -> tuple[Program, dict]:
+def lower(fn, args, wrt, max_eqns=200_000, unroll=loops.DEFAULT_UNROLL,
+          merge=False) -> tuple[Program, dict]:
     """Lower ``fn`` on the concrete ``args`` (one per parameter) to SSA.
 
     Returns the program and, apart, the concrete value of each of its
     variables on ``args`` (``Var -> value``): later passes read shapes and
-    types off them, and nothing keeps them past the pipeline."""
+    types off them, and nothing keeps them past the pipeline.  With ``merge``, an
+    ``if`` whose branches are simple keeps both (:mod:`ad_transform.branches`)."""
     with _RoomToRecurse() as python_limit:
-        lowerer = Lowerer(fn, wrt, max_eqns, unroll)
+        lowerer = Lowerer(fn, wrt, max_eqns, unroll, merge and unroll > 0)
         # the user's code may nest calls as deeply as plain Python would let it
         lowerer.max_depth = python_limit - _frames_below() - 10
         try:
             return lowerer.lower(tuple(args))
         except loops.CannotRoll:  # a probed loop changed a container: unroll every loop
-            return lower(fn, args, wrt, max_eqns, unroll=0)
+            return lower(fn, args, wrt, max_eqns, unroll=0, merge=merge)
         finally:
             # Closures made while lowering may refer back to the lowerer (a recursive
             # helper closure is a reference cycle); emptied, it holds no value of this

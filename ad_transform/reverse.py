@@ -22,8 +22,9 @@ import numpy as np
 from . import runtime
 from .errors import ADError, MissingRule
 from .builder import Builder, _cse_key
-from .ir import LOOP, Const, Hint, Program, Var, _raw, flat_outputs, output_vars
-from .loops_reverse import droppable, propagate, reverse_loop
+from .branches import prune_cond, reverse_cond
+from .ir import COND, LOOP, Const, Hint, Program, Var, _raw, flat_outputs, output_vars
+from .loops_reverse import _fit, droppable, propagate, reverse_loop
 from .rules import builtins as B
 from .rules import numpy as N
 from .rules import numpy_kernels as K
@@ -105,6 +106,9 @@ def backprop(b: Builder, e, adj: dict, active: set, record: list, owned: dict) -
     (a rolled loop's adjoint is a loop: :func:`ad_transform.loops_reverse.reverse_loop`)."""
     if e.prim is LOOP:
         reverse_loop(b, e, adj, active, owned)
+        return
+    if e.prim is COND:  # a merged if: an if on the same test (branches.py)
+        reverse_cond(b, e, adj, active, record, owned, backprop, _zero_like, _fit, _dname)
         return
     if e.out is None or e.out not in adj:
         return
@@ -369,11 +373,18 @@ def prune(prog: Program, values: dict) -> Program:
     """Drop equations whose results are never used; keep guards, opaque calls and
     primal operations that may raise (see :func:`_may_raise`, which reads ``values``),
     and rolled loops unless :func:`~ad_transform.loops_reverse.droppable` says they can
-    neither fail a guard nor raise."""
+    neither fail a guard nor raise; a merged ``if`` keeps what its used outputs need."""
     live = set(output_vars(prog.outputs))
+    return dataclasses.replace(prog, eqns=_prune_block(prog.eqns, live, values))
+
+
+def _prune_block(eqns, live: set, values: dict) -> list:
     kept = []
-    for e in reversed(prog.eqns):
-        if e.prim is LOOP:  # a rolled loop: kept while anything it defines is used
+    for e in reversed(eqns):
+        if e.prim is COND:
+            e = prune_cond(e, live, lambda block, used: _prune_block(block, used, values))
+            keep = e is not None
+        elif e.prim is LOOP:  # a rolled loop: kept while anything it defines is used
             keep = any(d in live for d in e.params[0][1].defines()) or not droppable(e, values)
         else:
             keep = (e.out is None or e.out in live or e.prim is B.call_opaque
@@ -382,4 +393,4 @@ def prune(prog: Program, values: dict) -> Program:
             kept.append(e)
             live.update(x for x in e.ins if isinstance(x, Var))
     kept.reverse()
-    return dataclasses.replace(prog, eqns=kept)
+    return kept

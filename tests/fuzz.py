@@ -957,7 +957,12 @@ def main(argv=None):
     ap.add_argument("--kind", choices=["scalar", "numpy"], default=None)
     ap.add_argument("--no-shrink", action="store_true")
     ap.add_argument("--show", type=int, default=None, help="print the program of this seed and exit")
+    ap.add_argument("--merge", action="store_true",
+                    help="merge simple ifs from a function's first path on (branches.py)")
     ns = ap.parse_args(argv)
+    if ns.merge:
+        from ad_transform.cache import PathCache
+        PathCache.merge_from = 0
     if ns.show is not None:
         print(generate(ns.show, ns.kind))
         return 0

@@ -19,13 +19,11 @@ from ad_transform.reverse import prune, reverse
 from ad_transform.testing import numerical_gradient
 
 
+from test_trie import assert_fd  # scalar gradients against central finite differences
+
+
 def close(a, b, rel=1e-6, abs_=1e-7):
     return np.allclose(a, b, rtol=rel, atol=abs_)
-
-
-def assert_fd(fn, args, got, wrt=0):
-    fd = numerical_gradient(fn, args, wrt)
-    assert close(got, fd), f"{fn.__name__}{args}: ad {got!r} vs finite differences {fd!r}"
 
 
 def signs(x, s0, s1, s2, s3, s4, s5):

@@ -17,7 +17,7 @@ __all__ = ["PathMiss", "sum_items", "sign", "log_or_zero", "tie_share", "tie_cou
            "expand_reduced", "minmax_vjp", "getitem_vjp", "add_at", "add_at_repeated", "index_tuple", "setitem",
            "setitem_vjp", "written", "pack",
            "flat_item", "concatenate", "stack", "block", "tensordot_vjp", "einsum_vjp", "trace_vjp", "sort_vjp", "nuc_vjp", "cumsum_vjp",
-           "prod_vjp", "tile_vjp", "repeat_vjp", "diag_vjp", "logabsdet", "slogdet_sign", "as_grad"]
+           "prod_vjp", "prod_hvp", "tile_vjp", "repeat_vjp", "diag_vjp", "logabsdet", "slogdet_sign", "as_grad"]
 
 
 class PathMiss(Exception):
@@ -211,5 +211,5 @@ from .rules.numpy_kernels import (  # noqa: E402
     sum_axes, sum_to, fit_shape, expand_reduced, minmax_vjp, getitem_vjp, add_at,
     add_at_repeated, index_tuple,
     setitem, written, setitem_vjp, pack, flat_item, concatenate, stack, block,
-    tensordot_vjp, einsum_vjp, trace_vjp, sort_vjp, nuc_vjp, cumsum_vjp, prod_vjp,
+    tensordot_vjp, einsum_vjp, trace_vjp, sort_vjp, nuc_vjp, cumsum_vjp, prod_vjp, prod_hvp,
     tile_vjp, repeat_vjp, diag_vjp, logabsdet, slogdet_sign, as_grad)

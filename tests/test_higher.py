@@ -169,13 +169,46 @@ def test_global_read_by_the_inner_derivative_is_read_at_run_time():
         SCALE = 2.0
 
 
-def test_second_order_through_a_helper_without_a_rule_is_refused():
-    def f(x):
-        return np.sum(np.prod(x * x, axis=0))
-    x = np.array([[0.3, -1.0, 2.0], [0.5, 0.7, -0.2]])
-    gradient(f)(x)  # first order is fine
-    with pytest.raises(MissingRule, match="prod_vjp"):
-        hessian(f)(x)
+_A = np.array([[0.5, -1.0, 0.3], [0.2, 0.8, -0.6], [1.1, 0.4, 0.9]])
+_T = np.arange(24.0).reshape(2, 3, 4) / 10.0 - 1.0
+
+
+def _multilinear(x):
+    """einsum (with a diagonal), tensordot, an N-D dot and products with zeros possible."""
+    y = np.einsum("i,ij,j->", x, _A, x) + np.einsum("ii->", np.outer(x, x) * _A)
+    z = np.tensordot(_T, np.concatenate([x, x[:1]]), axes=1)  # (2, 3)
+    w = np.dot(_T.transpose(0, 2, 1), x)  # an N-D dot: (2, 4)
+    p = np.prod(x) + np.sum(np.prod(np.outer(x, x + 1.5), axis=0) ** 2)
+    return y + np.sum(z * z) + np.sum(np.sin(w)) + p
+
+
+def _a_multilinear(x):
+    y = anp.einsum("i,ij,j->", x, _A, x) + anp.sum(anp.diag(anp.outer(x, x) * _A))
+    z = anp.tensordot(_T, anp.concatenate([x, x[:1]]), axes=1)
+    w = anp.dot(_T.transpose(0, 2, 1), x)
+    p = anp.prod(x) + anp.sum(anp.prod(anp.outer(x, x + 1.5), axis=0) ** 2)
+    return y + anp.sum(z * z) + anp.sum(anp.sin(w)) + p
+
+
+@pytest.mark.parametrize("x", [[0.3, -1.0, 2.0], [0.0, 0.7, -0.2], [0.0, 0.0, 1.5]])
+def test_hessian_through_einsum_tensordot_nd_dot_and_prod(x):
+    x = np.array(x)
+    H = hessian(_multilinear)(x)
+    if np.all(x != 0):  # autograd divides by x in prod's derivative: nan at a zero
+        close(H, autograd.hessian(_a_multilinear)(x), rtol=1e-9, atol=1e-9)
+    g = gradient(_multilinear)  # and against finite differences of the gradient
+    fd = np.array([numerical_gradient(lambda t: g(t)[i], (x,), 0) for i in range(3)])
+    close(H, fd, rtol=1e-5, atol=1e-5)
+    u, v = np.array([0.3, -0.2, 0.5]), np.array([-0.4, 0.1, 0.9])
+    close(u @ H @ v, v @ H @ u, rtol=1e-10, atol=1e-10)  # symmetric
+
+
+def test_third_derivative_of_prod_is_refused():
+    def f(s):
+        return np.prod(np.array([s, s * s, 1.5]))
+    close(gradient(gradient(f))(0.7), 1.5 * 6.0 * 0.7)  # second order is fine
+    with pytest.raises(MissingRule, match="prod_hvp"):
+        gradient(gradient(gradient(f)))(0.7)
 
 
 def _sorted_weights(x):

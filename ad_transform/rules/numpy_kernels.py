@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-__all__ = ["sum_axes", "sum_to", "fit_shape", "expand_reduced", "minmax_vjp", "getitem_vjp", "index_tuple", "setitem", "written", "setitem_vjp", "pack", "flat_item", "concatenate", "stack", "block", "tensordot_vjp", "einsum_vjp", "trace_vjp", "sort_vjp", "nuc_vjp", "cumsum_vjp", "prod_vjp", "tile_vjp", "repeat_vjp", "diag_vjp", "logabsdet", "slogdet_sign", "as_grad"]
+__all__ = ["sum_axes", "sum_to", "fit_shape", "expand_reduced", "minmax_vjp", "getitem_vjp", "index_tuple", "setitem", "written", "setitem_vjp", "pack", "flat_item", "concatenate", "stack", "block", "tensordot_vjp", "einsum_vjp", "trace_vjp", "sort_vjp", "nuc_vjp", "cumsum_vjp", "prod_vjp", "prod_hvp", "tile_vjp", "repeat_vjp", "diag_vjp", "logabsdet", "slogdet_sign", "as_grad"]
 
 
 def sum_axes(gshape, shape):
@@ -283,6 +283,29 @@ def prod_vjp(g, x, axis=None, keepdims=False):
     right = np.concatenate([ones, np.cumprod(xt[..., :0:-1], axis=-1)], axis=-1)[..., ::-1]
     others = (left * right).reshape([x.shape[i] for i in order])
     return expand_reduced(g, x.shape, axis, keepdims) * np.transpose(others, np.argsort(order))
+
+
+def prod_hvp(ct, g, x, axis=None, keepdims=False):
+    """The derivative in ``x`` of ``sum(ct * prod_vjp(g, x, axis, keepdims))``: entry
+    ``m`` is the sum over the other entries ``i`` of its group of ``ct_i g`` times the
+    product of the entries but ``i`` and ``m``.  Each is the product of the others in a
+    copy of the group with entry ``m`` set to 1 (no division: exact where ``x`` has
+    zeros); a group of ``n`` entries costs ``n * n``."""
+    x = np.asarray(x)
+    w = np.asarray(ct) * expand_reduced(g, x.shape, axis, keepdims)
+    axes = range(x.ndim) if axis is None else (axis,) if np.ndim(axis) == 0 else axis
+    axes = [a % x.ndim for a in axes]
+    rest = [i for i in range(x.ndim) if i not in axes]
+    order = rest + axes
+    xt = np.transpose(x, order).reshape([x.shape[i] for i in rest] + [-1])
+    wt = np.transpose(w, order).reshape(xt.shape)
+    n = xt.shape[-1]
+    copies = np.repeat(xt[..., None, :], n, axis=-2).astype(np.result_type(xt, np.float64))
+    diag = np.arange(n)
+    copies[..., diag, diag] = 1.0
+    others = prod_vjp(np.ones(copies.shape[:-1]), copies, -1)  # [..., m, i]
+    res = np.einsum("...mi,...i->...m", others, wt) - others[..., diag, diag] * wt
+    return np.transpose(res.reshape([x.shape[i] for i in order]), np.argsort(order))
 
 
 def tile_vjp(g, shape, reps):

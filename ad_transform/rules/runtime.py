@@ -5,8 +5,8 @@ Each helper the adjoint code prints as ``_rt.name(...)`` is registered here unde
 function, beside its rule.  Most are linear in the adjoint they receive, and their rule
 is the transposed operation (a scatter's rule is a gather, a broadcast's is a sum).
 Helpers registered without a rule are piecewise constant (``defzero``); a helper not
-registered at all (``_rt.tensordot_vjp``, ``_rt.einsum_vjp``, ``_rt.prod_vjp``,
-``_rt.nuc_vjp``) is an opaque call, which the lowering refuses with ``MissingRule`` on a differentiated value.
+registered at all (``_rt.nuc_vjp``, ``_rt.prod_hvp``) is an opaque call, which the
+lowering refuses with ``MissingRule`` on a differentiated value.
 """
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from .. import runtime
 from . import builtins as B
 from . import numpy as N
 from . import numpy_kernels
-from .core import REGISTRY, call_prim, deflowering, defvjp, defzero, lookup, refuse, value_of
+from .core import (REGISTRY, call_prim, deflowering, defvjp, defvjp_variadic, defzero, lookup,
+                   refuse, value_of)
 
 __all__ = []
 
@@ -92,6 +93,40 @@ def _sort_t(ct, ans, g, x, axis=-1):
 
 
 _register(defvjp(N.sort_vjp, _sort_t, None, None))
+
+# -- multilinear in the adjoint and the other operands: <ct, vjp(g)> = <g, op(.., ct, ..)> --
+# (the adjoint for operand k is linear in g and in every operand but k, which it reads for
+# its shape only; transposing it puts ct in operand k's place)
+def _tensordot_t(i):
+    def rule(ct, ans, g, a, b, axes, argnum):
+        if i == 0:
+            return N.tensordot(ct, b, axes=axes) if argnum == 0 else N.tensordot(a, ct, axes=axes)
+        if i == 1 + argnum:
+            return None  # its own operand: read for its shape only
+        return N.tensordot_vjp(g, ct, b, axes, 1) if argnum == 0 else \
+            N.tensordot_vjp(g, a, ct, axes, 0)
+    return rule
+
+
+_register(defvjp(N.tensordot_vjp, _tensordot_t(0), _tensordot_t(1), _tensordot_t(2), None, None))
+
+
+def _einsum_t(i, ct, ans, g, spec, argnum, *ops):
+    if i in (1, 2) or i - 3 == argnum:
+        return None  # the subscripts, the operand number, its own operand (its shape)
+    ops = ops[:argnum] + (ct,) + ops[argnum + 1:]
+    return N.einsum(spec, *ops) if i == 0 else N.einsum_vjp(g, spec, i - 3, *ops)
+
+
+_register(defvjp_variadic(N.einsum_vjp, _einsum_t))
+
+prod_hvp = N.rt("prod_hvp", "g")
+_register(defvjp(N.prod_vjp,
+                 lambda ct, ans, g, x, axis=None, keepdims=False: N.sum_(
+                     ct * N.prod_vjp(np.ones(_shape(g)), x, axis, keepdims), axis=axis,
+                     keepdims=keepdims),
+                 lambda ct, ans, g, x, axis=None, keepdims=False: prod_hvp(
+                     ct, g, x, axis, keepdims), None, None))
 
 # -- helpers whose rules live beside their primitive in rules/numpy.py and builtins.py -----
 for _prim in (B.sum_items, N.setitem, N.pack, N.concatenate_, N.stack_, N.slogdet_logabs):

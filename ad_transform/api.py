@@ -457,3 +457,9 @@ def _make(fun, wrt, with_value, maxsize, max_eqns, has_aux=False, unroll=DEFAULT
                                           f"{base}_{'value_and_grad' if with_value else 'grad'}",
                                           remake)
     return wrapper
+
+
+# Called inside a function being lowered, these make their wrapper of the user's own
+# function there and then (lower.py), instead of being handed a call-back stand-in.
+for _constructor in (gradient, value_and_gradient):
+    _constructor.__ad_constructor__ = True

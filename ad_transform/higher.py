@@ -33,6 +33,7 @@ from .cache import Entry, cache_for
 from .compile import compile_function
 from .dispatcher import emit_dispatcher
 from .emit import emit
+from .inner import attach, lower_hessian
 from .lower import lower
 from .pytree import fields_of, is_tree
 from .transforms import jacobian
@@ -161,7 +162,8 @@ def hvp(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 200_000):
     product.cache_info = dh.cache_info
     product.cache_clear = dh.cache_clear
     product.gradient = dh  # called with one value per parameter of fun, then v
-    return product
+    return attach(product, lambda lw, args, kwargs, node: lw.call(
+        dh, list(values(args, kwargs)), {}, node))
 
 
 def _hessian_function(fun, grad_f, params, i, maxsize, max_eqns):
@@ -300,4 +302,9 @@ def hessian(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 200_000):
         hess.source = source
         hess.cache_info, hess.cache_clear = cache.info, cache.clear
         hess._grad = fast_grad
-    return hess
+    return attach(hess, lambda lw, args, kwargs, node: lower_hessian(
+        lw, sig, params, wrt_idx, single, dh, args, kwargs, node))
+
+
+for _constructor in (hvp, hessian):  # made inside a lowered function too (see api.py)
+    _constructor.__ad_constructor__ = True

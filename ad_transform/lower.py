@@ -50,8 +50,8 @@ from .scope import Closure, Scope, cells, entry_code, local_names, resolve
 from .pytree import is_tree
 from .rules.pytree import lower_wrt_tree
 from .source import FunctionSource, get_source, loc_of
-from .values import (VarMethod, _Partial, _contains_var, _hashable, _is_user_code,
-                     _user_callable_object)
+from .values import (VarMethod, _Partial, _contains_var, _hashable, _is_user_callable,
+                     _is_user_code, _user_callable_object)
 
 __all__ = ["lower", "Lowerer", "Closure"]
 
@@ -420,7 +420,9 @@ class Lowerer(Operators, OutsideValues, WriteAliasing, Calls, Containers):
            :mod:`ad_transform.rules.python`) and NumPy calls that are more than one
            primitive (``np.array([a, b])``); a lowering may decline (``NotImplemented``);
         3. a derivative made by ad_transform: called on constants; on traced values its
-           generated source is inlined (:mod:`ad_transform.nested`);
+           generated source is inlined (:mod:`ad_transform.nested`), and a ``jacobian``,
+           ``hessian`` or ``hvp`` is lowered as the gradients it is made of
+           (:mod:`ad_transform.inner`);
         4. the user's own code is inlined, also on constants (it may read globals),
            unless the user registered a rule for it;
         5. a method of a list, dict or tuple runs on the interpreter's values;
@@ -446,6 +448,9 @@ class Lowerer(Operators, OutsideValues, WriteAliasing, Calls, Containers):
                 return result
         has_var = any(_contains_var(a) for a in args) or any(
             _contains_var(v) for v in kwargs.values())
+        inner = getattr(func, "__ad_inner__", None)  # jacobian, hessian, hvp (inner.py)
+        if has_var and inner is not None and getattr(inner, "owner", None) == id(func):
+            return inner(self, args, kwargs, node)
         if getattr(func, "__ad_transform__", False):
             if has_var:  # a derivative of ours: its generated source is inlined
                 from .nested import inline
@@ -463,6 +468,15 @@ class Lowerer(Operators, OutsideValues, WriteAliasing, Calls, Containers):
         if isinstance(func, (types.BuiltinMethodType, types.MethodWrapperType)) and isinstance(
                 getattr(func, "__self__", None), (list, dict, tuple)):
             return self.call_container_method(func, args, kwargs, node)
+        if not has_var and getattr(func, "__ad_constructor__", False):
+            # gradient(f), hessian(f), ...: made now, of the user's own function
+            if any(_is_user_callable(a) and not isinstance(a, types.FunctionType)
+                   for a in [*args, *kwargs.values()]):
+                raise UnsupportedSyntax(
+                    f"{func.__name__}() of a function defined inside the function being "
+                    "differentiated: define it at module level (or outside), and pass what "
+                    "it reads as arguments", self.loc(node))
+            return func(*args, **kwargs)
         if not has_var:  # constants only: fold (user callables inlined when called back)
             return func(*self._library_args(args, node), **self._library_args(kwargs, node))
         owner = getattr(func, "__self__", None)

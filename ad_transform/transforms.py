@@ -36,13 +36,14 @@ import numpy as np
 
 from . import ir
 from . import pytree as T
-from .api import _LAZY_EQNS, _def_loc, _dump, _resolve_wrt
+from .api import _LAZY_EQNS, _def_loc, _dump, _resolve_wrt, gradient
 from .api import _finish as _compile_path
 from .cache import Entry, cache_for
 from .compile import compile_function
 from .dispatcher import emit_dispatcher
 from .errors import BadWrt, NonScalarOutput
 from .forward import check_like, extend_entry_guard, forward
+from .inner import attach, lower_jacobian
 from .ir import Namer, Var
 from .lower import lower
 from .runtime import PathMiss
@@ -482,7 +483,18 @@ def jacobian(fun=None, wrt=0, *, mode: str | None = None, maxsize: int = 128,
         return out_td.unflatten(*per_out)
 
     jac.__ad_transform__ = True
-    return jac
+    made = []  # the gradient of <fun(*args), v>, made at the first inner call
+
+    def inner_grad():
+        if not made:
+            from .higher import _inner_product_function
+            h = _inner_product_function(fun, fun, params, single)
+            made.append((h, gradient(h, wrt_idx[0] if single else wrt_idx,
+                                     maxsize=maxsize, max_eqns=max_eqns)))
+        return made[0][1]
+
+    return attach(jac, lambda lw, args, kwargs, node: lower_jacobian(
+        lw, fun, sig, params, wrt_idx, single, inner_grad, args, kwargs, node))
 
 
 def _wrt_leaves(fun, name, value):
@@ -544,3 +556,7 @@ def _reverse_rows(fun, vals, wrt_idx, ins, out_shapes, maxsize, max_eqns):
         blocks.append([[_shaped([r[m][l] for r in rows], s, np.shape(x), 0)
                         for l, x in enumerate(leaves)] for m, (leaves, _) in enumerate(ins)])
     return blocks
+
+
+for _constructor in (jacobian, forward_derivative):  # made inside a lowered function too
+    _constructor.__ad_constructor__ = True

@@ -11,7 +11,8 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 
-from ad_transform import MissingRule, UnsupportedSyntax, gradient, hessian, hvp, value_and_gradient
+from ad_transform import (MissingRule, UnsupportedSyntax, gradient, hessian, hvp, jacobian,
+                          value_and_gradient)
 from ad_transform.testing import numerical_gradient
 
 
@@ -719,3 +720,88 @@ def test_hessian_of_a_loop_of_indexed_reads_matches_finite_differences_and_autog
             s = s + v[i] * v[i + 1] ** 2 + anp.sin(v[i])
         return s + v[0] * v[0]
     close(H, autograd.hessian(a_loop)(x))
+
+
+# -- jacobian, hessian and hvp called inside a function being differentiated ------------
+
+def _cubic(x):
+    return np.sum(np.sin(x) * x * x) + x[0] * x[1] * x[2]
+
+
+def _fd_jacobian(fn, x, eps=1e-6):
+    """Central differences of an array-valued ``fn``: shape ``fn(x).shape + x.shape``."""
+    cols = []
+    for k in range(x.size):
+        e = np.zeros_like(x)
+        e.flat[k] = eps
+        cols.append((np.asarray(fn(x + e)) - np.asarray(fn(x - e))) / (2 * eps))
+    return np.moveaxis(np.array(cols), 0, -1).reshape(np.shape(fn(x)) + x.shape)
+
+
+def test_jacobian_of_hessian_is_the_third_derivative():
+    x = np.array([0.3, -1.0, 2.0])
+    T3 = jacobian(hessian(_cubic))(x)
+    assert T3.shape == (3, 3, 3)
+    close(T3, _fd_jacobian(hessian(_cubic), x), rtol=1e-5, atol=1e-5)
+    close(T3, np.transpose(T3, (1, 2, 0)), rtol=1e-10, atol=1e-10)  # symmetric in all axes
+
+
+def _hessian_sum(x):
+    return np.sum(hessian(_cubic)(x) * _W)
+
+
+_W = np.array([[1.0, 0.5, -0.3], [0.2, -1.0, 0.7], [0.4, 0.1, 2.0]])
+
+
+def test_gradient_through_hessian_jacobian_and_hvp_called_inside():
+    x = np.array([0.3, -1.0, 2.0])
+    v = np.array([0.5, -0.2, 1.0])
+    close(gradient(_hessian_sum)(x), numerical_gradient(_hessian_sum, (x,), 0),
+          rtol=1e-5, atol=1e-5)
+
+    def through_jacobian(x):
+        return np.sum(jacobian(gradient(_cubic))(x) * _W)
+
+    close(gradient(through_jacobian)(x), gradient(_hessian_sum)(x), rtol=1e-10, atol=1e-10)
+
+    def through_hvp(x):
+        return np.sum(hvp(_cubic)(x, v) ** 2)
+
+    close(gradient(through_hvp)(x), numerical_gradient(through_hvp, (x,), 0),
+          rtol=1e-5, atol=1e-5)
+
+
+def _two(x, y):
+    return x * x * y + math.sin(y) * x
+
+
+def test_hessian_of_floats_and_a_tuple_wrt_inside_gradient():
+    def f(x, y):
+        (hxx, hxy), (hyx, hyy) = hessian(_two, wrt=(0, 1))(x, y)
+        return hxx * hyy - hxy * hyx  # the Hessian's determinant
+
+    g = gradient(f, wrt=(0, 1))
+    for args in [(0.3, 1.2), (-0.7, 0.4)]:
+        got = g(*args)
+        close(got[0], numerical_gradient(f, args, 0), rtol=1e-5, atol=1e-6)
+        close(got[1], numerical_gradient(f, args, 1), rtol=1e-5, atol=1e-6)
+
+
+def test_transformation_of_an_inner_function_is_refused_with_its_line():
+    def f(x):
+        return hessian(lambda y: np.sum(y ** 3))(x)[0, 0]
+
+    with pytest.raises(UnsupportedSyntax, match="hessian.*define it at module level") as info:
+        gradient(f)(np.array([1.0, 2.0]))
+    assert "test_higher.py" in str(info.value)
+
+
+def test_forward_over_reverse_through_einsum_tensordot_and_prod():
+    from ad_transform import jvp
+    t = np.array([0.2, 0.5, -0.4])
+    for x in (np.array([0.3, -1.0, 2.0]), np.array([0.0, 0.7, -0.2])):
+        _, tangent = jvp(gradient(_multilinear), (x,), (t,))
+        H = hessian(_multilinear)(x)  # checked against finite differences above
+        close(tangent, H @ t, rtol=1e-9, atol=1e-9)
+        fd = (gradient(_multilinear)(x + 1e-6 * t) - gradient(_multilinear)(x - 1e-6 * t)) / 2e-6
+        close(tangent, fd, rtol=1e-5, atol=1e-5)

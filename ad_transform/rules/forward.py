@@ -276,5 +276,24 @@ for _prim in (N.fit_shape, N.getitem_vjp, N.setitem_vjp, N.as_grad, N.minmax_vjp
               N.flat_item, N.block, N.cumsum_vjp, N.trace_vjp, N.diag_vjp, N.tile_vjp,
               N.repeat_vjp, N.sort_vjp):
     defjvp(_prim, linear(_prim))
+# multilinear helpers (rules/runtime.py): in the adjoint and every operand but their own,
+# which they read for its shape only
+defjvp(N.tensordot_vjp, lambda ts, ans, g, a, b, axes, argnum: linear(
+    N.tensordot_vjp, 0, 2 if argnum == 0 else 1)(ts, ans, g, a, b, axes, argnum))
+defjvp(N.einsum_vjp, lambda ts, ans, g, spec, argnum, *ops: linear(
+    N.einsum_vjp, 0, *(3 + j for j in range(len(ops)) if j != argnum))(
+        ts, ans, g, spec, argnum, *ops))
+
+
+def _prod_vjp(ts, ans, g, x, axis=None, keepdims=False):
+    """Linear in ``g``; in ``x``, the tangent of the products of the others is prod's
+    Hessian applied to it (``prod_hvp``, whose ``g`` is constant along each product)."""
+    from .runtime import prod_hvp
+    acc = None if ts[0] is None else N.prod_vjp(ts[0], x, axis, keepdims)
+    return acc if len(ts) < 2 or ts[1] is None else _add(acc, prod_hvp(ts[1], g, x, axis,
+                                                                      keepdims))
+
+
+defjvp(N.prod_vjp, _prod_vjp)
 for _prim in (B.log_or_zero, N.log_or_zero):  # log, elementwise
     defjvp(_prim, diagonal(_prim))

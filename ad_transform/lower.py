@@ -449,10 +449,16 @@ class Lowerer(Operators, OutsideValues, WriteAliasing, Calls, Containers):
         has_var = any(_contains_var(a) for a in args) or any(
             _contains_var(v) for v in kwargs.values())
         inner = getattr(func, "__ad_inner__", None)  # jacobian, hessian, hvp (inner.py)
-        if has_var and inner is not None and getattr(inner, "owner", None) == id(func):
+        if inner is not None and getattr(inner, "owner", None) == id(func) and (
+                has_var or inner.always):
             return inner(self, args, kwargs, node)
         if getattr(func, "__ad_transform__", False):
             if has_var:  # a derivative of ours: its generated source is inlined
+                if not hasattr(func.__ad_transform__, "bind"):  # a wrapper of another kind
+                    raise UnsupportedSyntax(
+                        f"{_describe(func)} (made by ad_transform) called on a "
+                        "differentiated value: nest gradient, jacobian, hessian, hvp, jvp, "
+                        "vjp or forward_derivative wrappers instead", self.loc(node))
                 from .nested import inline
                 return inline(self, func, args, kwargs, node)
             return func(*self._library_args(args, node), **self._library_args(kwargs, node))

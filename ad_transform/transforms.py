@@ -43,7 +43,7 @@ from .compile import compile_function
 from .dispatcher import emit_dispatcher
 from .errors import BadWrt, NonScalarOutput
 from .forward import check_like, extend_entry_guard, forward
-from .inner import attach, lower_jacobian
+from .inner import attach, lower_jacobian, lower_jvp, lower_vjp
 from .ir import Namer, Var
 from .lower import lower
 from .runtime import PathMiss
@@ -188,7 +188,16 @@ def forward_derivative(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 2
     wrt_idx, _ = _resolve_wrt(fun, params, wrt)
     if len(set(wrt_idx)) != len(wrt_idx):
         raise BadWrt(f"wrt={wrt!r} names a parameter twice", _def_loc(fun))
-    return _public(fun, _forward_dispatcher(fun, wrt_idx, maxsize, max_eqns))
+    public = _public(fun, _forward_dispatcher(fun, wrt_idx, maxsize, max_eqns))
+    n = len(params)
+
+    def inner(lw, args, kwargs, node):  # called inside a lowered function (inner.py)
+        tangents = [None] * n
+        for i, t in zip(wrt_idx, args[n:]):
+            tangents[i] = t
+        return lower_jvp(lw, fun, args[:n], tangents, node)
+
+    return attach(public, inner)
 
 
 def _public(fun, base):
@@ -493,8 +502,13 @@ def jacobian(fun=None, wrt=0, *, mode: str | None = None, maxsize: int = 128,
                                      maxsize=maxsize, max_eqns=max_eqns)))
         return made[0][1]
 
-    return attach(jac, lambda lw, args, kwargs, node: lower_jacobian(
-        lw, fun, sig, params, wrt_idx, single, inner_grad, args, kwargs, node))
+    def inner(lw, args, kwargs, node, with_value=False):
+        return lower_jacobian(lw, fun, sig, params, wrt_idx, single, inner_grad, args, kwargs,
+                              node, with_value)
+
+    hook = lambda lw, args, kwargs, node: inner(lw, args, kwargs, node)  # noqa: E731
+    hook.lower, hook.inner_grad = inner, inner_grad  # for jvp and vjp (inner.py)
+    return attach(jac, hook)
 
 
 def _wrt_leaves(fun, name, value):
@@ -560,3 +574,5 @@ def _reverse_rows(fun, vals, wrt_idx, ins, out_shapes, maxsize, max_eqns):
 
 for _constructor in (jacobian, forward_derivative):  # made inside a lowered function too
     _constructor.__ad_constructor__ = True
+attach(jvp, lambda lw, args, kwargs, node: lower_jvp(lw, *args, node=node, **kwargs))
+attach(vjp, lambda lw, args, kwargs, node: lower_vjp(lw, args[0], args[1:], node))

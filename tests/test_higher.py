@@ -398,8 +398,9 @@ def test_api_md_higher_order_section(tmp_path):
     section = text[text.index("## Higher-order derivatives"):]
     section = section[:section.index("\n## ", 1)]
     pairs = re.findall(r"```python\n(.*?)\n```\n\n```text\n(.*?)\n```", section, re.S)
-    assert len(pairs) == 2
-    for name, (code, shown) in zip(["higher_demo.py", "hvp_source.py"], pairs):
+    assert len(pairs) == 3
+    for name, (code, shown) in zip(["nesting_demo.py", "higher_demo.py", "hvp_source.py"],
+                                   pairs):
         path = tmp_path / name
         path.write_text(code + "\n")
         got = _run(path)
@@ -805,3 +806,47 @@ def test_forward_over_reverse_through_einsum_tensordot_and_prod():
         close(tangent, H @ t, rtol=1e-9, atol=1e-9)
         fd = (gradient(_multilinear)(x + 1e-6 * t) - gradient(_multilinear)(x - 1e-6 * t)) / 2e-6
         close(tangent, fd, rtol=1e-5, atol=1e-5)
+
+
+def _elementwise(x):
+    return np.sin(x) * x
+
+
+_TAN = np.array([0.5, -1.0, 0.25])
+
+
+def test_jvp_vjp_and_forward_derivative_called_inside_gradient():
+    from ad_transform import forward_derivative, jvp, vjp
+    x = np.array([0.3, 0.7, -1.2])
+    fd = forward_derivative(_elementwise)
+
+    def through_jvp(x):
+        value, tangent = jvp(_elementwise, (x,), (_TAN,))
+        return np.sum(tangent * value)
+
+    def through_vjp(x):
+        value, pullback = vjp(_elementwise, x)
+        (g,) = pullback(_TAN * value)
+        return np.sum(g * g)
+
+    def through_forward_derivative(x):
+        value, tangent = fd(x, _TAN)
+        return np.sum(tangent * value)
+
+    for fn in (through_jvp, through_vjp, through_forward_derivative):
+        close(gradient(fn)(x), numerical_gradient(fn, (x,), 0), rtol=1e-5, atol=1e-6)
+    close(gradient(through_jvp)(x), gradient(through_forward_derivative)(x), 1e-12, 1e-12)
+
+
+def test_jvp_of_two_floats_inside_hessian():
+    from ad_transform import jvp
+
+    def f(a, b):
+        return a * a * b + math.sin(a * b)
+
+    def directional(a):
+        return jvp(f, (a, 0.8), (1.0, 0.5))[1]
+
+    for a in (0.3, -1.1):
+        want = numerical_gradient(gradient(directional), (a,), 0)
+        close(hessian(directional)(a), want, rtol=1e-5, atol=1e-6)

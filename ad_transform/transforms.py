@@ -104,6 +104,30 @@ def _fill(fun, n, what):
     return params, tuple(fill)
 
 
+def _spread(fun, n, known):
+    """``fun``, or, for ``f(*args)`` given more positional arguments than it names, a
+    function of ``n`` named parameters that calls it (so each argument gets its own
+    tangent or gradient, as in JAX), made once per ``n`` and kept in ``known``."""
+    params = list(inspect.signature(fun).parameters.values())
+    named = [p.name for p in params if p.kind in (_P.POSITIONAL_ONLY, _P.POSITIONAL_OR_KEYWORD)]
+    var = next((p.name for p in params if p.kind is _P.VAR_POSITIONAL), None)
+    if var is None or n <= len(named):
+        return fun
+    made = known[2].get(("spread", n))
+    if made is None:
+        namer = Namer(reserved=[p.name for p in params] + ["_fun"])
+        names = named + [namer.fresh(f"{var}_{k}") for k in range(n - len(named))]
+        base = fun.__name__ if fun.__name__.isidentifier() else "f"
+        text = (f"def {base}({', '.join(names)}):\n"
+                f"    return _fun()({', '.join(names)})\n")
+        filename = f"<ad_transform {fun.__qualname__} of {n} arguments>"
+        linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+        namespace = {"_fun": weakref.ref(fun)}  # the adapter must not keep fun alive
+        exec(compile(text, filename, "exec"), namespace)
+        made = known[2][("spread", n)] = namespace.pop(base)
+    return made
+
+
 def _filled(fill):
     """The fill-ins of one call (a new dict for ``**kwargs``)."""
     return tuple(v.make() if type(v) is _Fresh else v for v in fill)
@@ -302,6 +326,7 @@ def jvp(fun, primals, tangents):
     known = _known(fun) if hasattr(fun, "__code__") else [None, None, {}]
     found = known[2].get((len(primals), wrt))
     if found is None:
+        fun = _spread(fun, len(primals), known) if known[0] is not None else fun
         params, fill = _fill(fun, len(primals), "jvp")  # the rest: defaults, no tangents
         d = _forward_dispatcher(fun, wrt, 128, 200_000)
         found = known[2][(len(primals), wrt)] = (d, fill)
@@ -408,6 +433,7 @@ def vjp(fun, *args):
     """
     wrt = tuple(i for i, a in enumerate(args) if _differentiable(a))
     known = _known(fun) if hasattr(fun, "__code__") else [None, None, {}]
+    fun = _spread(fun, len(args), known) if known[0] is not None else fun
     fill = known[2].get(("vjp", len(args)))
     if fill is None:  # checked once per function and number of arguments
         _, fill = _fill(fun, len(args), "vjp")

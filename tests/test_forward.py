@@ -86,18 +86,16 @@ def _tangents(args, wrt):
 def test_jvp_of_corpus_matches_finite_differences_and_gradient(f, args, wrt):
     params = inspect.signature(f).parameters.values()
     named = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
-    if len(args) > named and any(p.kind is p.VAR_POSITIONAL for p in params):
-        # one tangent per argument has no place in *args: refused at the def (docs/api.md)
-        with pytest.raises(BadWrt, match=r"functions\.py:\d+:\d+: jvp .* \*args"):
-            jvp(f, args, _tangents(args, _indices(f, wrt)))
-        return
     wrt = _indices(f, wrt)
     tangents = _tangents(args, wrt)
     value, tangent = jvp(f, args, tangents)
     assert value == f(*args)
     assert type(tangent) is float
     close(tangent, fd_directional(f, args, tangents), rtol=1e-4, atol=1e-5)
-    grads = gradient(f, wrt)(*args)
+    if len(args) > named:  # f(*args): each argument its own tangent, as in JAX
+        grads = [vjp(f, *args)[1](1.0)[i] for i in wrt]
+    else:
+        grads = gradient(f, wrt)(*args)
     close(tangent, sum(g * tangents[i] for g, i in zip(grads, wrt)), rtol=1e-9, atol=1e-12)
     assert jvp(f, args, tangents) == (value, tangent)  # the cached path
 
@@ -454,3 +452,21 @@ def test_jvp_calls_of_every_form_reuse_their_compiled_paths():
     assert partial.cache_info().misses == 1
     with pytest.raises(ValueError, match="tangent for y must be a float"):
         forward_derivative(f, wrt=(0, 1))(2.0, 3.0, 1.0, 1.0, None)
+
+
+def _star(x, *rest):
+    return x * sum(rest) + math.sin(rest[0]) * x
+
+
+def test_jvp_and_vjp_of_star_args_give_each_argument_its_own():
+    args = (0.7, 1.2, -0.4)
+    tangents = (0.3, -1.0, 0.5)
+    value, tangent = jvp(_star, args, tangents)
+    assert value == _star(*args)
+    close(tangent, fd_directional(_star, args, tangents), rtol=1e-6, atol=1e-8)
+    _, pullback = vjp(_star, *args)
+    grads = pullback(1.0)
+    close(sum(g * t for g, t in zip(grads, tangents)), tangent, rtol=1e-12, atol=1e-12)
+    assert jvp(_star, args, tangents) == (value, tangent)  # the cached path
+    _, four = jvp(_star, args + (2.0,), tangents + (1.0,))  # another count: its own adapter
+    close(four, fd_directional(_star, args + (2.0,), tangents + (1.0,)), rtol=1e-6, atol=1e-8)

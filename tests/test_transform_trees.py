@@ -458,15 +458,14 @@ def test_tuple_wrt_mixing_a_tree_and_an_array():
 
 
 def test_star_args_and_kwargs_in_jvp_and_vjp():
-    from ad_transform import BadWrt
-
     def f(x, *rest, scale=2.0, **options):
         return x * scale * (1.0 + len(rest)) + options.get("shift", 0.0)
 
     assert jvp(f, (1.5,), (1.0,)) == (3.0, 2.0)  # rest=(), scale=2.0, options={}
     assert vjp(f, 1.5)[1](1.0) == (2.0,)
-    with pytest.raises(BadWrt, match=r"\*args"):
-        jvp(f, (1.5, 2.0), (1.0, None))
+    # an extra argument goes to *rest, with its own tangent (None: not differentiated)
+    assert jvp(f, (1.5, 2.0), (1.0, None)) == (6.0, 4.0)
+    assert vjp(f, 1.5, 2.0)[1](1.0) == (4.0, 0.0)
     J = jacobian(f)(1.5, 7.0, scale=3.0, shift=1.0)  # jacobian binds as f does
     assert J == pytest.approx(6.0, rel=1e-12)
     H = hessian(power_of, wrt="x")(x=1.5, power=3.0)

@@ -24,8 +24,10 @@ without merging):
   values; every name either branch rebinds is bound after both, to Python numbers or
   traced values of one signature (type; an array's shape and dtype).  Otherwise the
   lowering is rewound to the statement and the test decided as before;
-* never while a loop's iterations are probed (:mod:`ad_transform.loops`), nor without
-  ``merge`` (forward mode, derivatives read back, a function's first paths).
+* with ``merge`` (a function's third path on), and in the iterations of a loop that
+  :mod:`ad_transform.loops` probes for rolling whenever loops roll: a body whose
+  iterations decide an ``if`` differently is then one body, and the loop rolls.
+  Never in forward mode or in derivatives read back (``unroll=0``).
 
 Concrete values read here: the signatures of the values the branches bind (as
 ``sig`` does), and the test's truth, to continue the path with the values of the
@@ -167,7 +169,7 @@ def _signature(lw, v):
 def run_if(lw, s, test) -> bool:
     """Lower ``if`` statement ``s``, whose test evaluated to the traced ``test``, as one
     :data:`~ad_transform.ir.COND` equation; False (nothing changed) where it cannot."""
-    if not lw.merge or lw.in_loop or not _mergeable(s):
+    if not (lw.merge or lw.in_loop and lw.merge_loops) or not _mergeable(s):
         return False
     state = _State(lw)
     lw.speculating += 1
@@ -254,6 +256,12 @@ def reverse_cond(b, e, adj: dict, active: set, record: list, owned: dict,
     if not seeds:
         return
     taken = bool(b.value(data.test))
+    # an outer array whose adjoint is a buffer of its own (reverse._accumulate): each
+    # branch adds its reads into that buffer in place (d_x[i] += g) and binds it, rather
+    # than building a full-size contribution to add afterwards
+    carry = {x: adj[x] for x in e.ins[1:] if isinstance(x, Var) and x in adj
+             and isinstance(adj[x], Var) and owned.get(adj[x]) is x
+             and isinstance(b.value(adj[x]), np.ndarray)}
     saved_eqns, saved_seen = b.eqns, b.seen
     branches = []
     try:
@@ -264,7 +272,7 @@ def reverse_cond(b, e, adj: dict, active: set, record: list, owned: dict,
                 key = None if x.out is None else _cse_key(x.prim, x.ins, dict(x.params))
                 if key is not None:
                     b.seen.setdefault(key, x.out)
-            local: dict = {}
+            local: dict = dict(carry)
             with warnings.catch_warnings():
                 if not is_taken:  # computed on values this call's branch never had
                     warnings.simplefilter("ignore")
@@ -277,6 +285,7 @@ def reverse_cond(b, e, adj: dict, active: set, record: list, owned: dict,
             branches.append((b.eqns, local))
         targets = list(dict.fromkeys(x for _, local in branches for x in local))
         douts = []
+        b.loc = e.loc
         for k, (eqns, local) in enumerate(branches):
             b.eqns, b.seen = eqns, dict(saved_seen)
             with warnings.catch_warnings():
@@ -296,7 +305,11 @@ def reverse_cond(b, e, adj: dict, active: set, record: list, owned: dict,
     b.loc = e.loc
     b.append(cond_eqn(rev, e.loc, "adjoint"))
     for x, d in zip(targets, outs):
-        adj[x] = d if x not in adj else b.apply(B.add, (adj[x], d), hint=dname(x))
+        if x in carry:  # the buffer, with this statement's reads added
+            adj[x] = d
+            owned[d] = x
+        else:
+            adj[x] = d if x not in adj else b.apply(B.add, (adj[x], d), hint=dname(x))
         record.append((adj[x], x, False))
 
 

@@ -19,7 +19,7 @@ import builtins
 
 import gast
 
-from .ir import EXIT, LOOP, Eqn, Loop, Namer, Program, Var, body_free, loop_of
+from .ir import COND, EXIT, LOOP, Eqn, Loop, Namer, Program, Var, body_free, loop_of
 
 __all__ = ["emit_block", "emit_loop", "compile_runner"]
 
@@ -56,6 +56,10 @@ def emit_block(em, eqns, comments) -> list:
         data = loop_of(e)
         if data is not None:
             out.extend(emit_loop(em, e, comments))
+            block = None
+            continue
+        if e.prim is COND:  # a merged if in the body (branches.py)
+            out.extend(em.cond(e, comments))
             block = None
             continue
         key = (e.phase, e.loc.file, e.loc.line, e.loc.trip) if e.loc else (e.phase, None)

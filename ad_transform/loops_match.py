@@ -8,12 +8,13 @@ carrying the corresponding results: then the first one's equations, run on
 the second one's carried values, are the second iteration (renamed), and
 checking the first one's guards decides whether a later iteration is one too.
 Constant arrays and other objects count as equal only when they are the same
-object.  Nested loop equations are compared the same way, body included.
+object.  Nested loop equations and merged ifs are compared the same way, bodies
+included.
 """
 from __future__ import annotations
 
 from . import runtime
-from .ir import Var, loop_of
+from .ir import Var, cond_of, loop_of
 
 __all__ = ["same_iteration"]
 
@@ -85,6 +86,26 @@ def _match_block(ea, eb, m: dict, defined_a: set) -> bool:
                         not isinstance(x, Var) and not _same_const(x, y)):
                     return False
             for p, q in zip(da.outs, dc.outs):
+                m[p] = q
+                defined_a.add(p)
+            continue
+        ca, cc = cond_of(a), cond_of(c)
+        if ca is not None:  # a merged if: both branches alike, binding alike
+            if cc is None or len(ca.outs) != len(cc.outs):
+                return False
+            for xa, xc, ya, yc in ((ca.then, cc.then, ca.then_outs, cc.then_outs),
+                                   (ca.orelse, cc.orelse, ca.else_outs, cc.else_outs)):
+                inner = set(defined_a)
+                if not _match_block(xa, xc, m, inner):
+                    return False
+                for x, y in zip(ya, yc):
+                    if isinstance(x, Var) != isinstance(y, Var) or (
+                            isinstance(x, Var) and m.get(x, x) is not y) or (
+                            not isinstance(x, Var) and not _same_const(x, y)):
+                        return False
+            for p, q in zip(ca.outs, cc.outs):
+                if p.kind != q.kind:
+                    return False
                 m[p] = q
                 defined_a.add(p)
             continue

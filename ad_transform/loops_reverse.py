@@ -20,7 +20,7 @@ import numpy as np
 
 from .builder import _cse_key
 from .branches import propagate_cond
-from .ir import COND, EXIT, LOOP, Const, Eqn, Loop, Var, body_free, loop_of
+from .ir import COND, EXIT, LOOP, Const, Eqn, Loop, Var, body_free, cond_of, loop_of
 
 __all__ = ["propagate", "reverse_loop"]
 
@@ -90,7 +90,7 @@ def _prune(eqns, outs) -> list:
     live = {x for x in outs if isinstance(x, Var)}
     kept = []
     for e in reversed(eqns):
-        data = loop_of(e)
+        data = loop_of(e) or cond_of(e)
         defs = data.defines() if data is not None else ((e.out,) if e.out is not None else ())
         if any(d in live for d in defs):
             kept.append(e)
@@ -137,7 +137,7 @@ def reverse_loop(b, e, adj: dict, active: set, owned: dict) -> None:
             b.value(x), np.float64)) if isinstance(b.value(x), np.ndarray)
             else _like(b.value(x))) for x in free_active]  # arrays: a buffer written in place
         recompute = [x for x in data.body if x.prim is not EXIT and (
-            x.out is not None or x.prim is LOOP)]
+            x.out is not None or x.prim is LOOP or x.prim is COND)]
         for x in recompute:
             b.eqns.append(x)
             key = None if x.out is None or x.prim is B.call_opaque else _cse_key(
@@ -175,8 +175,9 @@ def reverse_loop(b, e, adj: dict, active: set, owned: dict) -> None:
     body = _prune(body, nexts)
     phis = tuple(dps) + tuple(accs)
     uses = body_free(body, set(phis) | index)
+    made = {q.out for q in body} | {v for q in body if q.prim is COND for v in cond_of(q).outs}
     uses += [x for x in nexts if isinstance(x, Var) and x not in uses and x not in phis
-             and not any(q.out is x for q in body)]
+             and x not in made]
     pops = [p for p in data.phis if p in uses]
     outer = [x for x in uses if x not in data.phis and x not in index]
     tapes = tuple((p, b.new_var(p.name + "_tape", [])) for p in pops)

@@ -87,6 +87,7 @@ class Lowerer(Operators, OutsideValues, WriteAliasing, Calls, Containers):
         self.fn = fn
         self.unroll = unroll  # loops this long or longer are rolled (loops.py)
         self.merge = merge  # an if with simple branches keeps both (branches.py)
+        self.merge_loops = unroll > 0  # ... in the iterations of a loop probed for rolling
         self.speculating = 0  # branches being lowered for a merge (branches.py)
         self.in_loop = 0  # iterations being probed by loops.py (indices stay traced)
         self.wrt = wrt

@@ -223,3 +223,56 @@ def test_value_and_gradient_of_merged_ifs():
         value, grad = vg(*args)
         assert math.isclose(value, signs(*args), rel_tol=1e-12)
         assert_fd(signs, args, grad)
+
+
+def piecewise_sum(x, a):
+    s = 0.0
+    for i in range(x.shape[0]):
+        if x[i] * a > 0.0:
+            s = s + x[i] * a
+        else:
+            s = s - 0.1 * x[i] * a * x[i]
+    return s
+
+
+def test_if_inside_a_long_loop_rolls_with_both_branches():
+    rng = np.random.default_rng(4)
+    g = gradient(piecewise_sum, wrt=(0, 1))
+    x = rng.normal(size=200)
+    src = g.source(x, 0.7)
+    assert "rolled loop" in src and "(both branches)" in src
+    assert "d_x_1[i] +=" in src  # reads add into one buffer, in either branch
+    assert len(src.splitlines()) < 150
+    for _ in range(6):  # new signs on every call
+        x = rng.normal(size=200)
+        gx, ga = g(x, 0.7)
+        assert close(gx, numerical_gradient(piecewise_sum, (x, 0.7), 0), 1e-5, 1e-6)
+        assert math.isclose(ga, numerical_gradient(piecewise_sum, (x, 0.7), 1), rel_tol=1e-5)
+        u = rng.normal(size=200)
+        h = 1e-6
+        fd = (piecewise_sum(x + h * u, 0.7 + h) - piecewise_sum(x - h * u, 0.7 - h)) / (2 * h)
+        assert math.isclose(gx @ u + ga, fd, rel_tol=1e-5, abs_tol=1e-6)  # dot-product check
+    assert g.cache_info().currsize <= 2  # the first iteration is peeled, its if decided
+
+
+def bounce(x, v, m):
+    i = 0
+    while i < m:
+        if x + v > 1.0:
+            v = -0.8 * v
+        else:
+            x = x + v
+            v = v - 0.05 * x
+        i += 1
+    return x * x + v
+
+
+def test_if_inside_a_while_loop_with_varying_trip_counts():
+    g = gradient(bounce, wrt=(0, 1))
+    rng = random.Random(6)
+    for _ in range(12):
+        args = (rng.uniform(-0.5, 0.9), rng.uniform(-0.3, 0.3), rng.randint(20, 80))
+        got = g(*args)
+        assert_fd(bounce, args, got[0], 0)
+        assert_fd(bounce, args, got[1], 1)
+    assert g.cache_info().currsize <= 4

@@ -228,12 +228,35 @@ def test_branch_on_the_index_changes_mid_loop():
     assert g.source(0.3).count("rolled loop") >= 2
 
 
-def test_guard_inside_a_rolled_loop_sends_other_inputs_elsewhere():
+def test_if_inside_a_rolled_loop_keeps_both_branches():
     g = gradient(flip)
     a = g(0.2, 40)
-    b = g(1.7, 40)  # takes the branches in another order: another path
+    b = g(1.7, 40)  # takes the branches in another order: the same path
     assert _close(b, numerical_gradient(flip, (1.7, 40), 0), 1e-4, 1e-6)
     assert _close(a, numerical_gradient(flip, (0.2, 40), 0), 1e-4, 1e-6)
+    assert g.cache_info().currsize == 1
+    assert "(both branches)" in g.source(0.2, 40) and "rolled loop" in g.source(0.2, 40)
+
+
+def _halve(x):
+    return x * 0.5
+
+
+def flip_helper(x, n):
+    for i in range(n):
+        if x > 1.0:
+            x = _halve(x)  # an inlined helper: not merged (branches.py), the if is a guard
+        else:
+            x = x * 1.3 + 0.1
+    return x
+
+
+def test_guard_inside_a_rolled_loop_sends_other_inputs_elsewhere():
+    g = gradient(flip_helper)
+    a = g(0.2, 40)
+    b = g(1.7, 40)  # takes the branches in another order: another path
+    assert _close(b, numerical_gradient(flip_helper, (1.7, 40), 0), 1e-4, 1e-6)
+    assert _close(a, numerical_gradient(flip_helper, (0.2, 40), 0), 1e-4, 1e-6)
     assert g.cache_info().currsize == 2
 
 

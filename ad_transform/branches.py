@@ -18,8 +18,9 @@ without merging):
   branch rebinds, bound after it to the values of the branch the inputs take;
 * only where that is the same as lowering each branch on its own path: the branches
   are straight-line (assignments to names, expressions, nested ``if`` s), call
-  registered primitives only (no inlined helper, no library call the lowering cannot
-  see into, no container method), record no decision (no guard: every fact they
+  registered primitives, array methods that change nothing and computing builtins
+  only (no inlined helper, no library call the lowering cannot see into, no container
+  method), record no decision (no guard: every fact they
   consult was already fixed), and raise no error and no warning on this call's
   values; every name either branch rebinds is bound after both, to Python numbers or
   traced values of one signature (type; an array's shape and dtype).  Otherwise the
@@ -40,6 +41,7 @@ what a branch computes that nothing uses.
 """
 from __future__ import annotations
 
+import types
 import warnings
 
 import gast
@@ -101,12 +103,30 @@ def _mergeable(s) -> bool:
     return cached
 
 
+# array methods that return a new value and change nothing (on a traced array, or folded
+# on a constant one), and builtins that only compute
+_PURE_METHODS = frozenset({
+    "reshape", "ravel", "flatten", "squeeze", "transpose", "swapaxes", "copy", "astype",
+    "sum", "mean", "prod", "max", "min", "std", "var", "cumsum", "cumprod", "dot", "clip",
+    "round", "any", "all", "conj", "trace", "diagonal", "take", "repeat"})
+_PURE_BUILTINS = frozenset({abs, min, max, sum, float, int, bool, round, pow, len})
+
+
 def call_allowed(lw, func) -> None:
-    """While a branch is lowered for a merge: only registered primitives may be called
-    (an inlined helper or a library call could change state the rewind cannot undo)."""
+    """While a branch is lowered for a merge: only registered primitives, the array
+    methods and builtins above may be called (an inlined helper or a library call could
+    change state the rewind cannot undo)."""
     from .rules import lookup
+    from .values import VarMethod
+    if isinstance(func, VarMethod) or (isinstance(func, types.BuiltinMethodType) and isinstance(
+            getattr(func, "__self__", None), np.ndarray)):
+        if (func.name if isinstance(func, VarMethod) else func.__name__) in _PURE_METHODS:
+            return
+        raise _NoMerge()
     try:
         prim = lookup(func)
+        if func in _PURE_BUILTINS:
+            return
     except TypeError:  # unhashable
         prim = None
     if prim is None or getattr(prim, "user_code", False) or prim.opaque or prim.may_mutate:

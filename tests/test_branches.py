@@ -276,3 +276,25 @@ def test_if_inside_a_while_loop_with_varying_trip_counts():
         assert_fd(bounce, args, got[0], 0)
         assert_fd(bounce, args, got[1], 1)
     assert g.cache_info().currsize <= 4
+
+
+def methods_and_builtins(x, k):
+    if k * np.sum(x) > 0.0:
+        y = x.reshape(2, 2).sum(axis=0) * max(k, 0.5)
+    else:
+        y = np.arange(4.0).reshape(2, 2).sum(axis=1) * abs(k) + x[:2]
+    return np.sum(y * y)
+
+
+def test_branches_calling_array_methods_and_builtins_merge():
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=4)
+    full = lowered(methods_and_builtins, (x, 0.7), (0, 1))
+    assert any(e.prim is ir.COND for e in full.eqns)
+    g = gradient(methods_and_builtins, wrt=(0, 1))
+    for _ in range(6):
+        x, k = rng.normal(size=4), float(rng.normal())
+        gx, gk = g(x, k)
+        assert close(gx, numerical_gradient(methods_and_builtins, (x, k), 0), 1e-5, 1e-6)
+        assert math.isclose(gk, numerical_gradient(methods_and_builtins, (x, k), 1),
+                            rel_tol=1e-5, abs_tol=1e-6)

@@ -379,12 +379,14 @@ def _fmt_atom(x) -> str:
 def _format_loop(e: Eqn, data: Loop, indent: str) -> str:
     where = f"    # {e.loc.file.rsplit('/', 1)[-1]}:{e.loc.line}" if e.loc else ""
     carry = ", ".join(f"{p.name}={_fmt_atom(i)}" for p, i in zip(data.phis, data.inits))
+    rng = "range(" + ", ".join(_fmt_atom(x) if isinstance(x, (Var, Const)) else repr(x)
+                               for x in data.bounds) + ")"
     if data.kind == "for":
-        head = f"for {data.index.name if data.index is not None else '_'} in range{tuple(data.bounds)}"
+        head = f"for {data.index.name if data.index is not None else '_'} in {rng}"
     elif data.kind == "while":
         head = "while"
     else:
-        head = f"reverse {'range' + str(tuple(data.bounds)) if data.bounds else data.count}"
+        head = f"reverse {rng if data.bounds else data.count}"
     lines = [f"loop {head} ({data.trips} trips seen) carry({carry}):{where}"]
     lines += [f"{indent}  {p.name} = pop({t.name})" for p, t in data.pops]
     lines += [f"{indent}  " + format_eqn(b, indent + "  ") for b in data.body]
@@ -579,11 +581,12 @@ def run_loop(data: Loop, env: dict) -> None:
     state = [read(x) for x in data.inits]
     tapes = {t: [] for _, t in data.saves}
     if data.kind == "for":
-        steps = range(*data.bounds)
+        steps = range(*(read(x) if isinstance(x, (Var, Const)) else x for x in data.bounds))
     elif data.kind == "while":
         steps = iter(int, 1)  # forever
     else:
-        steps = reversed(range(*data.bounds)) if data.bounds else range(env[data.count])
+        steps = reversed(range(*(read(x) if isinstance(x, (Var, Const)) else x
+                                 for x in data.bounds))) if data.bounds else range(env[data.count])
     count = 0
     for i in steps:
         local = dict(env)

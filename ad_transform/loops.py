@@ -38,7 +38,8 @@ from .errors import LoopRun, PathTooLong
 from .ir import EXIT, LOOP, Const, Eqn, Loop, Var, body_free, value_kind
 from .loops_match import same_iteration
 
-__all__ = ["run_for", "run_while", "traced_index_ok", "CannotRoll", "DEFAULT_UNROLL"]
+__all__ = ["run_for", "run_while", "traced_index_ok", "traced_range", "TracedStop",
+           "CannotRoll", "DEFAULT_UNROLL"]
 
 DEFAULT_UNROLL = 16  # loops with fewer iterations are unrolled (gradient(..., unroll=))
 _PROBES = 4  # probes of one loop that did not match before it is unrolled for good
@@ -344,8 +345,13 @@ def _try_roll(lw, s, k, total, item_of, index_of, bounds_of, active=frozenset())
     free = body_free(p0.body, set(p0.phis) | ({p0.index} if p0.index is not None else set()))
     b.loc = lw.loc(s)
     kind, body, bounds = s.__class__.__name__.lower(), p0.body, ()
+    sym = getattr(lw, "rolling_stop", None)
     if total is not None:
         bounds = bounds_of(k, k + seen)
+        if sym is not None and not left and k + seen == total and bounds[2] == 1:
+            bounds = (bounds[0], sym.stop, 1)  # range(k, n): n is a value of the path
+            _relax(lw, sym, k)
+            lw.rolling_stop = None
     elif left:  # a while loop left its body's path: exactly these iterations, test guarded
         kind, bounds = "for", (0, seen, 1)
         if p0.exit is not None:
@@ -354,7 +360,8 @@ def _try_roll(lw, s, k, total, item_of, index_of, bounds_of, active=frozenset())
                 tuple(free), seen, _loop_text(s, lw))
     data.inits = tuple(x if isinstance(x, Var) else Const(x) for x in data.inits)
     inits = tuple(dict.fromkeys(x for x in data.inits if isinstance(x, Var)))
-    b.append(Eqn(LOOP, inits + tuple(free), None, b.loc, (("loop", data),)))
+    stops = tuple(x for x in bounds if isinstance(x, Var) and x not in free)
+    b.append(Eqn(LOOP, inits + tuple(free) + stops, None, b.loc, (("loop", data),)))
     return seen, not left
 
 
@@ -402,6 +409,59 @@ def _loop_text(s, lw) -> str:
     return loc.text.strip() if loc is not None and loc.text else type(s).__name__.lower()
 
 
+# -- range(n) with a traced n: a loop that rolls to its end runs range(n) -----------------
+
+class TracedStop:
+    """``range(start, n)`` for a traced int ``n``: the range it has on this call, and the
+    guard ``n == <value>`` that :func:`traced_range` recorded for it.  When the loop's
+    last piece rolls to the end, :func:`_relax` makes ``n`` a value of the path: the
+    rolled loop runs ``range(k, n)`` and the guard becomes ``n >= k``."""
+
+    def __init__(self, rng, stop, guard, key, expect):
+        self.range, self.stop, self.guard, self.key, self.expect = rng, stop, guard, key, expect
+
+
+def traced_range(lw, start, stop, node):
+    """``range(start, stop)`` for the loop ``for`` statement being lowered, ``stop`` a
+    traced int: the concrete range, guarded by value (as ``range`` is), wrapped in a
+    :class:`TracedStop` when the guard can later be relaxed."""
+    before = len(lw.b.eqns)
+    n = lw.concrete(stop, node)
+    rng = range(start, n)
+    if len(lw.b.eqns) != before + 1 or not lw.b.eqns[-1].prim.is_guard:
+        return rng  # already guarded by value: keep it so
+    key = next(k for k in lw.guarded if k[1] == (stop,) and lw.guarded[k] is not None)
+    expect = lw.guarded.pop(key)  # reads of n inside the loop get guards of their own
+    return TracedStop(rng, stop, lw.b.eqns[-1], key, expect)
+
+
+def _settle(lw, sym, relaxed):
+    """After the loop: the guard by value stays (and counts for later reads of ``n``)
+    unless :func:`_relax` replaced it."""
+    if sym is not None and not relaxed:
+        lw.guarded.setdefault(sym.key, sym.expect)
+
+
+def _relax(lw, sym, k):
+    """The loop rolled from iteration ``k`` to its end: the guard of ``n``'s value becomes
+    ``n >= k`` (at the same place and index), so every ``n`` that runs the iterations
+    before ``k`` takes this path."""
+    from .rules import builtins as B
+    b = lw.b
+    i = next(j for j in range(len(b.eqns) - 1, -1, -1) if b.eqns[j] is sym.guard)
+    g = sym.guard
+    start = sym.range.start
+    bound = start + k * sym.range.step
+    ge = b.new_var("enough", True)
+    test = Eqn(B.ge, (sym.stop, Const(bound)), ge, g.loc, (), "primal")
+    params = dict(g.params)
+    guard = Eqn(B.guard_truth, (ge,), None, g.loc,
+                tuple(sorted({"expect": True, "index": params["index"]}.items())), "primal")
+    b.eqns[i:i + 1] = [test, guard]
+    lw.decisions[params["index"]] = True
+    lw.guarded[(B.guard_truth, (ge,))] = True
+
+
 # -- the drivers -----------------------------------------------------------------------
 
 def _eligible(lw, s) -> bool:
@@ -420,8 +480,12 @@ def _eligible(lw, s) -> bool:
 
 def run_for(lw, s, iterable) -> bool:
     """Lower ``for`` statement ``s`` over ``iterable`` with rolled pieces; False when it
-    is not a loop to roll (the caller unrolls it)."""
+    is not a loop to roll (the caller unrolls it).  A :class:`TracedStop` whose loop
+    rolls to its end runs ``range(k, n)`` on the traced ``n`` (see :func:`_relax`)."""
     b = lw.b
+    sym = iterable if isinstance(iterable, TracedStop) else None
+    if sym is not None:
+        iterable = sym.range
     if isinstance(iterable, range):
         total = len(iterable)
         def item_of(index):
@@ -451,13 +515,17 @@ def run_for(lw, s, iterable) -> bool:
         return False
     if total < lw.unroll or not isinstance(s.target, gast.Name) and isinstance(
             iterable, range) or not _eligible(lw, s):
+        _settle(lw, sym, False)
         return False
     run, outer = LoopRun(), lw.trip
+    lw.rolling_stop = sym
     try:
         return _for_pieces(lw, s, total, item_of, index_of, bounds_of, concrete_item, run,
                            outer)
     finally:
         lw.trip = outer
+        _settle(lw, sym, lw.rolling_stop is None)
+        lw.rolling_stop = None
 
 
 def _for_pieces(lw, s, total, item_of, index_of, bounds_of, concrete_item, run, outer):

@@ -93,7 +93,8 @@ def _add_at():
 def _range(em, bounds):
     start, stop, step = bounds
     parts = [stop] if start == 0 and step == 1 else [start, stop] if step == 1 else bounds
-    return _call(em, builtins.range, "range", [em.const(b) for b in parts])
+    return _call(em, builtins.range, "range", [em.atom(b) if isinstance(b, Var) else em.const(b)
+                                               for b in parts])
 
 
 def _call(em, fn, hint, args):

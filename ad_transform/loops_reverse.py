@@ -191,6 +191,7 @@ def reverse_loop(b, e, adj: dict, active: set, owned: dict) -> None:
                data.trips, data.line, count=count, pops=tapes)
     ins = [x for x in rev.inits if isinstance(x, Var)] + outer + [t for _, t in tapes]
     ins += [count] if count is not None else []
+    ins += [x for x in rev.bounds if isinstance(x, Var)]  # range(k, n) on a traced n
     if tapes:  # the initial values are on the tapes: never written in place before this
         ins += [x for x in data.inits if isinstance(x, Var)]
     b.append(Eqn(LOOP, tuple(dict.fromkeys(ins)), None, e.loc, (("loop", rev),), "adjoint"))
@@ -222,6 +223,9 @@ def droppable(e, values: dict) -> bool:
     if data is None or data.kind != "for" or data.index is None or len(data.bounds) != 3:
         return False
     bounds = [b.value if isinstance(b, Const) else b for b in data.bounds]
+    traced_stop = isinstance(bounds[1], Var)  # range(k, n) on a traced n: reads not checked
+    if traced_stop:
+        bounds[1] = bounds[0] + 1
     if not all(type(b) is int for b in bounds) or bounds[2] == 0:
         return False
     steps = range(*bounds)
@@ -238,7 +242,7 @@ def droppable(e, values: dict) -> bool:
             arr, idx = x.ins[0], x.ins[1] if len(x.ins) == 2 else None
             value = values.get(arr) if isinstance(arr, Var) else None
             if (arr in local or type(value) is not np.ndarray or value.ndim < 1
-                    or idx not in shifts):
+                    or idx not in shifts or traced_stop):
                 return False
             n = value.shape[0]
             if not (-n <= lo + shifts[idx] and hi + shifts[idx] < n):

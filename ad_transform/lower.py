@@ -90,6 +90,7 @@ class Lowerer(Operators, OutsideValues, WriteAliasing, Calls, Containers):
         self.merge_loops = unroll > 0  # ... in the iterations of a loop probed for rolling
         self.speculating = 0  # branches being lowered for a merge (branches.py)
         self.in_loop = 0  # iterations being probed by loops.py (indices stay traced)
+        self.rolling_stop = None  # the traced stop of the range(n) being rolled (loops.py)
         self.wrt = wrt
         self.namer = Namer()
         self.b = _PathBuilder(self, self.namer, max_eqns)
@@ -304,9 +305,11 @@ class Lowerer(Operators, OutsideValues, WriteAliasing, Calls, Containers):
             self.trip = outer
 
     def s_For(self, s):
-        items = self.eval(s.iter)
+        items = self._for_items(s)
         if loops.run_for(self, s, items):
             return
+        if isinstance(items, loops.TracedStop):
+            items = items.range  # unrolled: the guard of n's value stays
         run, outer = LoopRun(), self.trip
         try:
             for item in self._live(items, s.iter):
@@ -320,6 +323,24 @@ class Lowerer(Operators, OutsideValues, WriteAliasing, Calls, Containers):
         finally:
             self.trip = outer
         self.exec_block(s.orelse)
+
+    def _for_items(self, s):
+        """What ``s`` iterates over; ``range(n)`` or ``range(a, n)`` with a traced int
+        ``n`` (a loop that may roll) comes as a :class:`~ad_transform.loops.TracedStop`."""
+        it = s.iter
+        if (self.unroll and not self.in_loop and isinstance(it, gast.Call) and not it.keywords
+                and isinstance(it.func, gast.Name) and it.func.id == "range"
+                and 1 <= len(it.args) <= 2
+                and not any(isinstance(a, gast.Starred) for a in it.args)):
+            func = self.eval(it.func)
+            if func is range:
+                args = [self.eval(a) for a in it.args]
+                stop, start = args[-1], (args[0] if len(args) == 2 else 0)
+                if isinstance(stop, Var) and type(self.sig(stop)) is int and type(start) is int:
+                    self.b.loc = self.loc(it)
+                    return loops.traced_range(self, start, stop, it)
+                return self.call(func, args, {}, it)
+        return self.eval(it)
 
     def _iteration(self, body) -> bool:
         """Run one iteration of a loop's ``body``; False when it ends in ``break``."""

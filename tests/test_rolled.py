@@ -414,3 +414,37 @@ def test_loop_equation_prints_verifies_and_evaluates():
     ir.verify(prog)
     assert ir.evaluate(prog, 2.0, 0.3) == pytest.approx(euler(2.0, 0.3))
     assert len(prog.eqns) < 20
+
+
+def recurrence_n(x, a, n):
+    for _ in range(n):
+        x = math.sin(x) * a + 0.1 * x
+    return x
+
+
+def test_range_of_a_traced_count_is_one_rolled_path():
+    g = gradient(recurrence_n, wrt=(0, 1))
+    for n in (200, 199, 40, 3, 17, 1000, 0):
+        got = g(0.5, 0.9, n)
+        for i in (0, 1):
+            assert _close(got[i], numerical_gradient(recurrence_n, (0.5, 0.9, n), i), 1e-5, 1e-7)
+    assert g.cache_info().currsize == 1  # every count runs range(n) in the one path
+    src = g.source(0.5, 0.9, 50)
+    assert "for _ in range(n):" in src and "enough = n >= 0" in src
+    assert _close(g(0.5, 0.9, -3)[0], 1.0, 0, 0)  # range(-3) is empty: another path
+    assert g.cache_info().currsize == 2
+
+
+def from_two(x, n):
+    s = 0.0
+    for i in range(2, n):
+        s = s + math.cos(x * i) * i
+    return s
+
+
+def test_a_count_below_the_rolled_start_takes_another_path():
+    g = gradient(from_two)
+    for n in (60, 25, 3, 2, 80, 1):
+        assert _close(g(0.3, n), numerical_gradient(from_two, (0.3, n), 0), 1e-5, 1e-7)
+    assert "enough = n >= 2" in g.source(0.3, 60)  # range(2, n) runs on every n >= 2
+    assert g.cache_info().currsize == 2  # and n = 1 (range(2, 1) is empty) is its own path

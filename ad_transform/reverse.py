@@ -245,6 +245,8 @@ def _owned_grad(b: Builder, g, x: Var, prog: Program, taken=()):
     fresh = (isinstance(g, Var) and g not in prog.inputs and isinstance(gv, np.ndarray)
              and gv.base is None and gv.flags.writeable and gv.shape == xv.shape
              and not any(e.out is g and e.prim.layout_view for e in b.eqns)  # a view later?
+             # bound by a merged if: the other branch may bind a seed or an input's array
+             and not any(e.prim is COND and g in e.params[0][1].outs for e in b.eqns)
              and not any(v is gv for v in _outside_arrays(prog, b.values))
              and not any(t is gv for t in taken))
     want = xv.dtype if xv.dtype.kind == "f" else np.dtype(np.float64)

@@ -298,3 +298,25 @@ def test_branches_calling_array_methods_and_builtins_merge():
         assert close(gx, numerical_gradient(methods_and_builtins, (x, k), 0), 1e-5, 1e-6)
         assert math.isclose(gk, numerical_gradient(methods_and_builtins, (x, k), 1),
                             rel_tol=1e-5, abs_tol=1e-6)
+
+
+def passthrough(x, w, c):
+    if c > 0.0:
+        y = x  # the adjoint binds w itself in this branch, a new array in the other
+    else:
+        y = x * 2.0
+    return np.sum(y * w)
+
+
+def test_gradient_bound_by_a_merged_if_is_the_callers_own(monkeypatch):
+    monkeypatch.setattr(PathCache, "merge_from", 0)  # merged from the first path on
+    g = gradient(passthrough)
+    x, w = np.array([1.0, 2.0]), np.array([0.5, -1.5])
+    g(x, w, -1.0)  # built while the else branch is taken
+    assert "both branches" in g.source(x, w, 1.0)
+    first = g(x, w, 1.0)
+    assert first is not w
+    first[:] = 100.0  # the caller may write into what it got
+    assert close(w, [0.5, -1.5], 0, 0)
+    assert close(g(x, w, 1.0), numerical_gradient(passthrough, (x, w, 1.0), 0), 1e-6, 1e-8)
+    assert close(g(x, w, -1.0), numerical_gradient(passthrough, (x, w, -1.0), 0), 1e-6, 1e-8)

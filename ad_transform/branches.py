@@ -23,7 +23,9 @@ without merging):
   method), record no decision (no guard: every fact they
   consult was already fixed), and raise no error and no warning on this call's
   values; every name either branch rebinds is bound after both, to Python numbers or
-  traced values of one signature (type; an array's shape and dtype).  Otherwise the
+  traced values of one signature (type; an array's shape and dtype), except a
+  temporary of one branch (unbound before, read nowhere outside the statement), which
+  is left unbound.  Otherwise the
   lowering is rewound to the statement and the test decided as before;
 * with ``merge`` (a function's third path on), and in the iterations of a loop that
   :mod:`ad_transform.loops` probes for rolling whenever loops roll: a body whose
@@ -200,7 +202,7 @@ def run_if(lw, s, test) -> bool:
             state.rewind(lw)
             orelse, else_env, else_active = _branch(lw, s.orelse, state)
             state.rewind(lw)
-        joined = _join(lw, state.locals, then_env, else_env)
+        joined, dropped = _join(lw, s, state.locals, then_env, else_env)
     except Exception:  # anything: decide the test instead, as without merging
         state.rewind(lw)
         return False
@@ -218,7 +220,8 @@ def run_if(lw, s, test) -> bool:
         else_outs.append(f if isinstance(f, Var) else Const(f))
         lw.scope.locals[name] = v
     for name, value in (then_env if taken else else_env).items():
-        if name not in joined and state.locals.get(name, _UNBOUND) is not value:
+        if name not in joined and name not in dropped and \
+                state.locals.get(name, _UNBOUND) is not value:
             lw.scope.locals[name] = value  # the same object after both branches
     data = Cond(test, then, tuple(then_outs), orelse, tuple(else_outs), tuple(outs),
                 _line(lw, s), taken)
@@ -227,24 +230,43 @@ def run_if(lw, s, test) -> bool:
     return True
 
 
-def _join(lw, before, then_env, else_env) -> dict:
-    """name -> (value after ``then``, value after ``orelse``) for every name a branch
-    rebinds to another object; raises :class:`_NoMerge` where they cannot be joined."""
-    joined = {}
+def _join(lw, s, before, then_env, else_env):
+    """``(joined, dropped)``: name -> (value after ``then``, value after ``orelse``) for
+    every name a branch rebinds to another object, and the names one branch binds that
+    were unbound before and that nothing outside the statement reads (a branch's
+    temporaries: left unbound after it); raises :class:`_NoMerge` where they cannot be
+    joined."""
+    joined, dropped = {}, set()
     for name in dict.fromkeys([*then_env, *else_env]):
         old = before.get(name, _UNBOUND)
         t, f = then_env.get(name, _UNBOUND), else_env.get(name, _UNBOUND)
         if t is old and f is old:
             continue
         if t is _UNBOUND or f is _UNBOUND:
-            raise _NoMerge()  # bound by one branch only
+            if old is _UNBOUND and not _read_outside(lw.src.node, s, name):
+                dropped.add(name)
+                continue
+            raise _NoMerge()  # bound by one branch only, and read after it
         if t is f:
             continue
         sig_t, sig_f = _signature(lw, t), _signature(lw, f)
         if sig_t is None or sig_t != sig_f:
             raise _NoMerge()
         joined[name] = (t, f)
-    return joined
+    return joined, dropped
+
+
+def _read_outside(fn_node, s, name) -> bool:
+    """``name`` is read somewhere in the function ``fn_node`` outside statement ``s``."""
+    stack = [fn_node]
+    while stack:
+        n = stack.pop()
+        if n is s:
+            continue
+        if isinstance(n, gast.Name) and n.id == name and not isinstance(n.ctx, gast.Store):
+            return True
+        stack.extend(gast.iter_child_nodes(n))
+    return False
 
 
 def _line(lw, s) -> str:

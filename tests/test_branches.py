@@ -320,3 +320,36 @@ def test_gradient_bound_by_a_merged_if_is_the_callers_own(monkeypatch):
     assert close(w, [0.5, -1.5], 0, 0)
     assert close(g(x, w, 1.0), numerical_gradient(passthrough, (x, w, 1.0), 0), 1e-6, 1e-8)
     assert close(g(x, w, -1.0), numerical_gradient(passthrough, (x, w, -1.0), 0), 1e-6, 1e-8)
+
+
+def temporaries(x, c):
+    if c > 0.0:
+        t = math.sin(x) * c  # a temporary of this branch only
+        y = t * t
+    else:
+        u = x * x
+        y = u - c
+    return y * x
+
+
+def temporary_read_later(x, c):
+    if c > 0.0:
+        t = x * 2.0
+        y = t
+    else:
+        y = x
+        t = 1.0 if c < -5.0 else y  # bound in both (a conditional expression: decided)
+    return y + t
+
+
+def test_a_branch_temporary_does_not_stop_the_merge():
+    full = lowered(temporaries, (0.7, 1.0), (0, 1))
+    assert any(e.prim is ir.COND for e in full.eqns)
+    g = gradient(temporaries, wrt=(0, 1))
+    for args in [(0.7, 1.0), (0.7, -1.0), (-1.2, 0.5), (0.3, -2.0)]:
+        got = g(*args)
+        assert_fd(temporaries, args, got[0], 0)
+        assert_fd(temporaries, args, got[1], 1)
+    g2 = gradient(temporary_read_later)
+    for args in [(0.7, 1.0), (0.7, -1.0), (-1.2, -6.0)]:
+        assert_fd(temporary_read_later, args, g2(*args))

@@ -236,3 +236,49 @@ def test_jvp_keeps_nothing_of_a_function_alive():
     assert transforms._LAST[1] == -1  # jvp() forgot it
     gc.collect()  # (the cache and its dispatcher refer to each other)
     assert path() is None
+
+
+def test_fused_dispatcher_on_arrays_of_other_shapes_and_dtypes():
+    def f(x, w):
+        y = np.tanh(x * w)
+        if np.sum(y) > 0:
+            return y * 2.0
+        return y[::-1] - w
+
+    fd = forward_derivative(f, wrt=(0, 1))
+    fd.cache_clear()
+    rng = np.random.default_rng(3)
+    cases = [(rng.standard_normal(3), rng.standard_normal(3)) for _ in range(3)]
+    cases += [(np.abs(rng.standard_normal(4)), np.ones(4)), (-np.ones(3), np.ones(3)),
+              (np.arange(3), np.ones(3))]  # an int array: a path of its own
+    for x, w in cases * 2:
+        tx, tw = rng.standard_normal(x.shape), rng.standard_normal(w.shape)
+        value, t = fd(x, w, tx, tw)
+        np.testing.assert_array_equal(value, f(x, w))
+        close(t, fd_directional(f, (x.astype(float), w), (tx, tw)))
+        u = rng.standard_normal(value.shape)  # dot-product check against vjp
+        gx, gw = vjp(f, x.astype(float), w)[1](u)
+        close(np.dot(u, t), np.dot(gx, tx) + np.dot(gw, tw))
+        ti = np.ones(x.shape, dtype=np.int64)  # an int tangent: another path, same answer
+        close(fd(x, w, ti, tw)[1], fd_directional(f, (x.astype(float), w), (ti, tw)))
+    with pytest.raises(ValueError, match="tangent for x"):
+        fd(np.ones(3), np.ones(3), np.ones(4), np.ones(3))
+    assert fd.cache_info().hits > 0
+
+
+def test_fused_code_is_dropped_when_a_rule_it_inlined_changes():
+    from ad_transform import defvjp
+
+    def sq(x):
+        return x * x
+
+    def h(x):
+        return sq(x) + x
+
+    fd = forward_derivative(h)
+    assert fd(3.0, 1.0) == (12.0, 7.0)
+    assert _fused(fd)
+    defvjp(sq, lambda g, ans, x: g * 10.0)  # a deliberately different rule: used as given
+    assert not _fused(fd)  # every cache was cleared: the old path's code runs no more
+    assert fd(3.0, 1.0) == (12.0, 11.0)
+    assert fd(2.0, 0.5) == (6.0, 5.5)

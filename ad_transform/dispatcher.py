@@ -17,18 +17,22 @@ most functions only ever take.
 """
 from __future__ import annotations
 
+import functools
 import inspect
+import weakref
 
 import gast
 
 from . import runtime
+from .compile import compile_function
 from .emit import Emitted, _const, _load, _store
 from .ir import Namer
 
-__all__ = ["emit_dispatcher", "fusible"]
+__all__ = ["emit_dispatcher", "fusible", "fuse", "swap"]
 
 
-def emit_dispatcher(name: str, params, slot_obj, cache_obj, build_obj, fused=None) -> Emitted:
+def emit_dispatcher(name: str, params, slot_obj, cache_obj, build_obj, fused=None,
+                    reserved=()) -> Emitted:
     """The wrapper users call: same signature as their function, no ``*args`` packing.
 
     ``params`` are the function's :class:`inspect.Parameter` s.  The body calls
@@ -39,7 +43,7 @@ def emit_dispatcher(name: str, params, slot_obj, cache_obj, build_obj, fused=Non
     entry (``miss.path = entry_ref``, as an interpreted path's does).  The wrapper's
     namespace then also needs the path's globals.
     """
-    taken = [p.name for p in params] + [name]
+    taken = [p.name for p in params] + [name] + list(reserved)
     if fused is not None:
         taken += sorted(_names(fused[0]))
     namer = Namer(reserved=taken)
@@ -160,3 +164,59 @@ def fusible(source: str, params) -> "gast.FunctionDef | None":
     if any(isinstance(n, _SCOPES) for n in gast.walk(body[-1].value)):
         return None
     return fdef
+
+
+def fuse(d, cache, entry, name, params, check=None, check_names=()) -> None:
+    """After a build: fuse the first compiled path of the dispatcher ``d`` (of ``cache``,
+    parameters ``params``) into a code object of its own, once; :func:`swap` makes it the
+    code of ``d`` and its copies while that path is the current one.
+
+    ``d`` carries ``plain`` (its own code), ``wrappers`` (its copies: a WeakSet),
+    ``build`` and ``fused`` (``None`` until tried).  ``check``: a statement the fused
+    code starts with, as the plain one does (the gradient's state check), reading the
+    globals ``check_names``.  The fused code runs in the globals of ``d`` and of each
+    copy (one dict, or one each), so the path's globals are added to every one of them,
+    and only if no name there is bound to another object already (nothing is removed
+    later: a call may still be running the fused code).  Copies are made under the
+    cache's lock, as this runs."""
+    if d is None or d.fused is not None or entry.program is not None or entry.fn is None:
+        return
+    with cache.lock:
+        if d.fused is not None:
+            return
+        d.fused = False  # tried once
+        fdef = fusible(entry.source, [p.name for p in params])
+        if fdef is None or set(check_names) & _names(fdef):
+            return
+        ref = weakref.ref(entry)
+        emitted = emit_dispatcher(name, params, cache.slot, cache, d.build, fused=(fdef, ref),
+                                  reserved=check_names)
+        if check is not None:
+            emitted.fdef.body.insert(0, check)
+        names = {k: v for k, v in entry.fn.__globals__.items() if k != "__builtins__"}
+        if any(k in names and names[k] is not v for k, v in emitted.namespace.items()):
+            return
+        names.update(emitted.namespace)
+        dicts = list({id(g): g for g in [d.__globals__, *(w.__globals__ for w in d.wrappers)]
+                      }.values())
+        if any(k in g and g[k] is not v for g in dicts for k, v in names.items()):
+            return
+        emitted.namespace = names
+        fn, _, _ = compile_function(emitted, f"{name} dispatcher fused")
+        for g in dicts:
+            g.update(names)
+        d.fused = (ref, fn.__code__, fn)  # fn holds the fused code's lines in linecache
+        cache.on_current = functools.partial(swap, d)
+        swap(d, cache.current)
+
+
+def swap(d, entry) -> None:
+    """The dispatcher ``d`` and its copies run the fused code while ``entry``, the new
+    current path, is the fused one, and the plain code otherwise.  (Called by the cache,
+    under its lock, whenever its current path changes; a call that began with the other
+    code object is right either way: each runs the guards of the path it calls.)"""
+    fused = d.fused
+    code = fused[1] if fused and entry is not None and fused[0]() is entry else d.plain
+    if d.__code__ is not code:
+        for w in [d, *d.wrappers]:
+            w.__code__ = code

@@ -39,7 +39,7 @@ from .api import _LAZY_EQNS, _def_loc, _dump, _resolve_wrt, gradient
 from .api import _finish as _compile_path
 from .cache import Entry, cache_for
 from .compile import compile_function
-from .dispatcher import emit_dispatcher, fusible
+from .dispatcher import emit_dispatcher, fuse
 from .errors import BadWrt, NonScalarOutput
 from .forward import check_like, extend_entry_guard, forward
 from .inner import attach, lower_jacobian, lower_jvp, lower_vjp
@@ -135,8 +135,9 @@ def _filled(fill):
 def _dispatcher(fun, key, maxsize, extra_hints, build_path):
     """The compiled entry point ``d(*params, *extras)`` for ``fun`` in mode ``key``.
 
-    Its first compiled path is fused into it (:func:`_fuse`): while that path is the
-    current one, a call runs its statements in ``d``'s own frame."""
+    Its first compiled path is fused into it (:func:`~ad_transform.dispatcher.fuse`):
+    while that path is the current one, a call runs its statements in ``d``'s own
+    frame."""
     cache = cache_for(fun, key, maxsize)
     if cache.dispatcher is None:
         params = list(inspect.signature(fun).parameters.values())
@@ -149,7 +150,7 @@ def _dispatcher(fun, key, maxsize, extra_hints, build_path):
 
         def build(args, compile_now=True):
             entry, result = build_path(fun_ref(), args, compile_now)
-            _fuse(cache, entry, name, dparams)
+            fuse(cache.dispatcher, cache, entry, name, dparams)
             return entry, result
 
         emitted = emit_dispatcher(name, dparams, cache.slot, cache, build)
@@ -160,53 +161,6 @@ def _dispatcher(fun, key, maxsize, extra_hints, build_path):
         d.fused = None  # (weak reference to the fused entry, its code, its function)
         cache.dispatcher = d
     return cache.dispatcher
-
-
-def _fuse(cache, entry, name, dparams) -> None:
-    """After a build: fuse the dispatcher's first compiled path into a code object of its
-    own (:mod:`ad_transform.dispatcher`), once; :func:`_swap` makes it the dispatcher's
-    code while that path is the current one.
-
-    The fused code runs in the dispatcher's globals, so the path's globals are added
-    to them, and only if no name there is bound to another object already (nothing is
-    removed from them later: a call may still be running the fused code)."""
-    d = cache.dispatcher
-    if d is None or d.fused is not None or entry.program is not None or entry.fn is None:
-        return
-    with cache.lock:
-        if d.fused is not None:
-            return
-        d.fused = False  # tried once
-        fdef = fusible(entry.source, [p.name for p in dparams])
-        if fdef is None:
-            return
-        ref = weakref.ref(entry)
-        emitted = emit_dispatcher(name, dparams, cache.slot, cache, d.build, fused=(fdef, ref))
-        names = {k: v for k, v in entry.fn.__globals__.items() if k != "__builtins__"}
-        g = d.__globals__
-        if any(k in names and names[k] is not v for k, v in emitted.namespace.items()):
-            return
-        names.update(emitted.namespace)
-        if any(k in g and g[k] is not v for k, v in names.items()):
-            return
-        emitted.namespace = names
-        fn, _, _ = compile_function(emitted, f"{name} dispatcher fused")
-        g.update(emitted.namespace)
-        d.fused = (ref, fn.__code__, fn)  # fn holds the fused code's lines in linecache
-        cache.on_current = functools.partial(_swap, d)
-        _swap(d, cache.current)
-
-
-def _swap(d, entry) -> None:
-    """The dispatcher ``d`` and its copies run the fused code while ``entry``, the new
-    current path, is the fused one, and the plain code otherwise.  (Called by the cache,
-    under its lock, whenever its current path changes; a call that began with the other
-    code object is right either way: each runs the guards of the path it calls.)"""
-    fused = d.fused
-    code = fused[1] if fused and entry is not None and fused[0]() is entry else d.plain
-    if d.__code__ is not code:
-        for w in [d, *d.wrappers]:
-            w.__code__ = code
 
 
 def _finish(fun, full, values, suffix, compile_now):
@@ -282,7 +236,7 @@ def _public(fun, base):
     wrapper = type(base)(base.__code__, base.__globals__, base.__name__, base.__defaults__,
                          base.__closure__)
     cache, build = base.cache, base.build
-    base.wrappers.add(wrapper)
+    base.wrappers.add(wrapper)  # (shares base's globals: made under no lock)
     functools.update_wrapper(wrapper, fun)
     del wrapper.__wrapped__  # its signature is the dispatcher's, not fun's
 

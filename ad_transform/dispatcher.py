@@ -28,7 +28,7 @@ from .compile import compile_function
 from .emit import Emitted, _const, _load, _store
 from .ir import Namer
 
-__all__ = ["emit_dispatcher", "fusible", "fuse", "swap"]
+__all__ = ["emit_dispatcher", "fusible", "fuse", "swap", "swapped"]
 
 
 def emit_dispatcher(name: str, params, slot_obj, cache_obj, build_obj, fused=None,
@@ -164,6 +164,11 @@ def fusible(source: str, params) -> "gast.FunctionDef | None":
     if any(isinstance(n, _SCOPES) for n in gast.walk(body[-1].value)):
         return None
     return fdef
+
+
+# The dispatchers and their copies, whose code objects swap() changes: a gradient made of
+# one of them does not watch its __code__ (api._State), which is theirs to change.
+swapped: "weakref.WeakSet" = weakref.WeakSet()
 
 
 def fuse(d, cache, entry, name, params, check=None, check_names=()) -> None:

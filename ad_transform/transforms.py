@@ -39,7 +39,7 @@ from .api import _LAZY_EQNS, _def_loc, _dump, _resolve_wrt, gradient
 from .api import _finish as _compile_path
 from .cache import Entry, cache_for
 from .compile import compile_function
-from .dispatcher import emit_dispatcher, fuse
+from .dispatcher import emit_dispatcher, fuse, swapped
 from .errors import BadWrt, NonScalarOutput
 from .forward import check_like, extend_entry_guard, forward
 from .inner import attach, lower_jacobian, lower_jvp, lower_vjp
@@ -159,6 +159,7 @@ def _dispatcher(fun, key, maxsize, extra_hints, build_path):
         d.cache, d.build, d.plain = cache, build, d.__code__
         d.wrappers = weakref.WeakSet()  # the _public copies of d: they share its code
         d.fused = None  # (weak reference to the fused entry, its code, its function)
+        swapped.add(d)
         cache.dispatcher = d
     return cache.dispatcher
 
@@ -237,6 +238,7 @@ def _public(fun, base):
                          base.__closure__)
     cache, build = base.cache, base.build
     base.wrappers.add(wrapper)  # (shares base's globals: made under no lock)
+    swapped.add(wrapper)
     functools.update_wrapper(wrapper, fun)
     del wrapper.__wrapped__  # its signature is the dispatcher's, not fun's
 

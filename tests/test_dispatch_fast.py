@@ -282,3 +282,67 @@ def test_fused_code_is_dropped_when_a_rule_it_inlined_changes():
     assert not _fused(fd)  # every cache was cleared: the old path's code runs no more
     assert fd(3.0, 1.0) == (12.0, 11.0)
     assert fd(2.0, 0.5) == (6.0, 5.5)
+
+
+# -- gradient: the same fusion, after the wrapper's state check ------------------------------
+
+def test_fused_gradient_follows_every_path_and_counts():
+    from ad_transform import gradient
+    from ad_transform.testing import numerical_gradient
+
+    g = gradient(stepped, wrt=(0, 1))
+    g.cache_clear()
+    seen = set()
+    for x, y in POINTS * 2:
+        got = g(x, y)
+        for i in (0, 1):
+            close(got[i], numerical_gradient(stepped, (x, y), i))
+        seen.add(g.source(x, y))
+    info = g.cache_info()
+    assert info.misses == info.currsize == len(seen) >= 4
+    assert info.hits == 2 * len(POINTS) - info.misses
+    g.cache_clear()
+    assert not _fused(g)
+    close(g(1.5, 0.4)[0], numerical_gradient(stepped, (1.5, 0.4), 0))
+
+
+def test_fused_gradient_still_checks_its_function_first():
+    from ad_transform import UnsupportedSyntax, gradient
+
+    def f(x):
+        return x * x
+
+    def other(x):
+        return x * x * x
+
+    g = gradient(f)
+    assert g(3.0) == 6.0 and _fused(g)
+    saved = f.__code__
+    f.__code__ = other.__code__
+    try:
+        with pytest.raises(UnsupportedSyntax, match="__code__ of .*f was replaced"):
+            g(3.0)
+    finally:
+        f.__code__ = saved
+    assert g(3.0) == 6.0
+
+
+def test_nesting_over_wrappers_whose_code_is_swapped():
+    from ad_transform import gradient
+    from ad_transform.testing import numerical_gradient
+
+    def f(x):
+        if x > 0:
+            return x * x * math.sin(x)
+        return math.exp(x)
+
+    inner = gradient(f)
+    d2 = gradient(inner)
+    for x0 in (1.5, -0.7, 2.0, -1.0):
+        inner(-x0)  # the inner wrapper switches paths (and code objects) in between
+        close(d2(x0), numerical_gradient(inner, (x0,), 0))
+    fd = forward_derivative(f)
+    outer = gradient(lambda x: fd(x, 1.0)[1])  # the second derivative, through forward mode
+    for x0 in (1.5, -0.7, 2.0, -1.0):
+        fd(-x0, 1.0)
+        close(outer(x0), numerical_gradient(inner, (x0,), 0))

@@ -206,7 +206,7 @@ class PathCache:
         self.deferred = self.promoted = 0  # paths built without compiling; compiled later
         self.lock = threading.RLock()
         self.exhaustive = False  # try every stored path on a miss (see _resolve)
-        self.on_current = None  # called with the new current entry (see transforms._fuse)
+        self.on_current = None  # called with the new current entry (see dispatcher.fuse)
 
     @property
     def current(self) -> Entry | None:

@@ -28,6 +28,7 @@ import copy
 import dataclasses
 import functools
 import inspect
+import linecache
 import os
 import weakref
 

@@ -25,7 +25,7 @@ from .branches import Unmerge
 from .builder import Builder
 from .cache import Entry, cache_for
 from .compile import compile_function
-from .dispatcher import emit_dispatcher
+from .dispatcher import emit_dispatcher, fuse, swapped
 from .emit import emit
 from .errors import BadWrt, NonScalarOutput, SourceUnavailable, UnsupportedSyntax
 from .loops import DEFAULT_UNROLL
@@ -307,7 +307,9 @@ class _State:
         """``made_from``: the state the cache's dispatcher was compiled from (its signature
         and defaults are baked in), if it was compiled before; else ``fun``'s own now."""
         self.fun = fun
-        self.watched = isinstance(fun, (types.FunctionType, types.MethodType))
+        # (a wrapper made here swaps its own code object: see dispatcher.swap)
+        self.watched = isinstance(fun, (types.FunctionType, types.MethodType)) and \
+            fun not in swapped
         if made_from is None:
             kwdefaults = getattr(fun, "__kwdefaults__", None)
             made_from = (fun.__code__, getattr(fun, "__defaults__", None), kwdefaults,
@@ -332,18 +334,23 @@ class _State:
 
         names = tuple(fresh(n) for n in ("fun", "fun_code", "fun_defaults", "fun_kwdefaults",
                                          "changed", "kw_changed"))
-        fn_, code, defaults, kwdefaults, changed, kw_changed = names
-        test = (f"{fn_}.__code__ is not {code} or {fn_}.__defaults__ is not {defaults} "
-                f"or {fn_}.__kwdefaults__ is not {kwdefaults}")
-        if self.kw_items:  # a dict: changed in place, it is the same object
-            test += f" or {kw_changed}()"
         names += (bool(self.kw_items),)  # part of the compiled code's reuse key
-        stmt = gast.parse(f"if {test}:\n    {changed}()\n").body[0]
-        emitted.fdef.body.insert(0, stmt)
+        emitted.fdef.body.insert(0, self.statement(names))
         for n in names[:-1]:
             emitted.namespace[n] = None  # bound per wrapper (bind)
         emitted.namespace["__ad_state__"] = names
         return names
+
+    @staticmethod
+    def statement(names):
+        """``if <state changed>: changed()`` over the global ``names`` of
+        :meth:`insert_check` (its last item: whether keyword defaults are checked too)."""
+        fn_, code, defaults, kwdefaults, changed, kw_changed, kw = names
+        test = (f"{fn_}.__code__ is not {code} or {fn_}.__defaults__ is not {defaults} "
+                f"or {fn_}.__kwdefaults__ is not {kwdefaults}")
+        if kw:  # a dict: changed in place, it is the same object
+            test += f" or {kw_changed}()"
+        return gast.parse(f"if {test}:\n    {changed}()\n").body[0]
 
     def bind(self, namespace) -> dict:
         """The dispatcher's globals for this wrapper: ``namespace`` plus this state."""
@@ -382,6 +389,17 @@ class _State:
         return types.FunctionType(self.code, {}, self.fun.__name__, None, cells or None)
 
 
+def _fuse(cache, entry, name, params):
+    """After a build: the first compiled path fused into the dispatcher, after the same
+    state check the plain dispatcher starts with (:func:`dispatcher.fuse`)."""
+    d = cache.dispatcher
+    if d is None or d.fused is not None:
+        return
+    names = d.__globals__.get("__ad_state__", ())
+    fuse(d, cache, entry, name, params, _State.statement(names) if names else None,
+         names[:-1])
+
+
 def _make(fun, wrt, with_value, maxsize, max_eqns, has_aux=False, unroll=DEFAULT_UNROLL):
     if not callable(fun) or not hasattr(fun, "__code__"):
         raise TypeError(f"gradient needs a Python function, got {fun!r}")
@@ -411,9 +429,14 @@ def _make(fun, wrt, with_value, maxsize, max_eqns, has_aux=False, unroll=DEFAULT
         ba.apply_defaults()
         return tuple(ba.arguments[p.name] for p in params)
 
+    name = fun.__name__ if fun.__name__.isidentifier() else "dispatch"
+
     def build(args, compile_now=True):
-        return _build(fun_ref(), args, wrt_idx, single, with_value, max_eqns, compile_now,
-                      has_aux=has_aux, unroll=unroll, merge=cache.merge_branches())
+        entry, result = _build(fun_ref(), args, wrt_idx, single, with_value, max_eqns,
+                               compile_now, has_aux=has_aux, unroll=unroll,
+                               merge=cache.merge_branches())
+        _fuse(cache, entry, name, params)
+        return entry, result
 
     def build_for_lowering(args, compile_now=True):  # read back as source: always compiled
         return _build(fun_ref(), args, wrt_idx, single, with_value, max_eqns,
@@ -426,16 +449,23 @@ def _make(fun, wrt, with_value, maxsize, max_eqns, has_aux=False, unroll=DEFAULT
 
     state = _State(fun, cache.made_from)
     if cache.dispatcher is None:  # compiled once; gradient(f)(x) in a loop stays cheap
-        name = fun.__name__ if fun.__name__.isidentifier() else "dispatch"
         emitted = emit_dispatcher(name, params, cache.slot, cache, build)
         names = state.insert_check(emitted, params)
         shape = (name, tuple((p.name, p.kind, p.default is p.empty) for p in params), names)
-        cache.dispatcher, _, _ = compile_function(emitted, f"{name} dispatcher", shape)
+        d, _, _ = compile_function(emitted, f"{name} dispatcher", shape)
+        # its first compiled path is fused into it (dispatcher.fuse): these are its parts
+        d.build, d.plain, d.wrappers, d.fused = build, d.__code__, weakref.WeakSet(), None
+        swapped.add(d)
+        cache.dispatcher = d
         cache.made_from = state.made_from  # (no reference to fun: the cache must not keep it)
     base = cache.dispatcher
-    # the wrapper's own globals hold the function (the cache must not keep it alive)
-    wrapper = types.FunctionType(base.__code__, state.bind(base.__globals__), base.__name__,
-                                 base.__defaults__, base.__closure__)
+    # the wrapper's own globals hold the function (the cache must not keep it alive); it is
+    # made under the cache's lock, as a fusion adds names to every wrapper's globals
+    with cache.lock:
+        wrapper = types.FunctionType(base.__code__, state.bind(base.__globals__),
+                                     base.__name__, base.__defaults__, base.__closure__)
+        base.wrappers.add(wrapper)
+        swapped.add(wrapper)
     wrapper.__kwdefaults__ = base.__kwdefaults__
 
     def source(*args, **kwargs):

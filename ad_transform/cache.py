@@ -17,6 +17,7 @@ reference counting, and its lines leave :mod:`linecache` with it.
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
 import weakref
 from collections import OrderedDict, namedtuple
@@ -155,6 +156,9 @@ class _Node:
         return first
 
 
+_REPEATS = sys.maxsize
+
+
 class PathCache:
     """The compiled paths of one function, in LRU order and in a decision trie.
 
@@ -194,12 +198,15 @@ class PathCache:
         self._current: Entry | None = None
         self.dispatcher = None  # the compiled entry point users call (see api._make)
         self.made_from = None  # the function's code and defaults the dispatcher was made from
-        self.counter = itertools.count()  # next() on every hit: atomic and cheap
+        # next() on every hit: atomic, and cheaper than a count's (it returns None, not a
+        # new int); the hits are the repetitions taken
+        self.counter = itertools.repeat(None, _REPEATS)
         self._hits_cleared = 0
         self.misses = 0
         self.deferred = self.promoted = 0  # paths built without compiling; compiled later
         self.lock = threading.RLock()
         self.exhaustive = False  # try every stored path on a miss (see _resolve)
+        self.on_current = None  # called with the new current entry (see dispatcher.fuse)
 
     @property
     def current(self) -> Entry | None:
@@ -209,13 +216,15 @@ class PathCache:
     def current(self, entry: Entry | None) -> None:
         self._current = entry
         self.slot[0] = _no_path if entry is None else entry.fn
+        if self.on_current is not None:
+            self.on_current(entry)
 
     def info(self) -> CacheInfo:
         return CacheInfo(self.hits, self.misses, self.maxsize, len(self.entries))
 
     @property
     def hits(self) -> int:
-        return int(repr(self.counter)[len("count("):-1]) - self._hits_cleared
+        return _REPEATS - self.counter.__length_hint__() - self._hits_cleared
 
     def clear(self) -> None:
         with self.lock:

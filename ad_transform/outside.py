@@ -27,6 +27,7 @@ import numpy as np
 
 from .errors import BadWrt, MissingRule, PathTooLong, UnsupportedSyntax
 from .builder import Builder
+from .dispatcher import swapped
 from .ir import Var
 from . import runtime
 from .rules import builtins as B
@@ -216,7 +217,10 @@ class OutsideValues:
         """The differentiated function's ``__code__`` and defaults are those it had when it
         was first lowered (the caller binds arguments by the signature it read then):
         a replaced one raises here, on the next lowering.  (Not re-checked on every call:
-        see docs/python-subset.md.)"""
+        see docs/python-subset.md.)  A wrapper made by ad_transform is not checked: its
+        code object is swapped by design (:func:`~ad_transform.dispatcher.swap`)."""
+        if fn in swapped:
+            return
         now = (fn.__code__, runtime.snapshot(fn.__defaults__), runtime.snapshot(fn.__kwdefaults__))
         first = _FIRST_SEEN.setdefault(fn, now)
         if first[0] is not now[0] or not runtime.same(list(first[1:]), list(now[1:])):

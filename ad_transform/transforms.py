@@ -40,7 +40,7 @@ from .api import _LAZY_EQNS, _def_loc, _dump, _resolve_wrt, gradient
 from .api import _finish as _compile_path
 from .cache import Entry, cache_for
 from .compile import compile_function
-from .dispatcher import emit_dispatcher
+from .dispatcher import emit_dispatcher, fuse, swapped
 from .errors import BadWrt, NonScalarOutput
 from .forward import check_like, extend_entry_guard, forward
 from .inner import attach, lower_jacobian, lower_jvp, lower_vjp
@@ -134,7 +134,11 @@ def _filled(fill):
 
 
 def _dispatcher(fun, key, maxsize, extra_hints, build_path):
-    """The compiled entry point ``d(*params, *extras)`` for ``fun`` in mode ``key``."""
+    """The compiled entry point ``d(*params, *extras)`` for ``fun`` in mode ``key``.
+
+    Its first compiled path is fused into it (:func:`~ad_transform.dispatcher.fuse`):
+    while that path is the current one, a call runs its statements in ``d``'s own
+    frame."""
     cache = cache_for(fun, key, maxsize)
     if cache.dispatcher is None:
         params = list(inspect.signature(fun).parameters.values())
@@ -143,16 +147,21 @@ def _dispatcher(fun, key, maxsize, extra_hints, build_path):
         dparams = [_P(p.name, _P.POSITIONAL_OR_KEYWORD) for p in params] + [
             _P(n, _P.POSITIONAL_OR_KEYWORD) for n in extras]
         fun_ref = weakref.ref(fun)  # the cache must not keep the function alive
+        name = fun.__name__ if fun.__name__.isidentifier() else "dispatch"
 
         def build(args, compile_now=True):
-            return build_path(fun_ref(), args, compile_now)
+            entry, result = build_path(fun_ref(), args, compile_now)
+            fuse(cache.dispatcher, cache, entry, name, dparams)
+            return entry, result
 
-        name = fun.__name__ if fun.__name__.isidentifier() else "dispatch"
         emitted = emit_dispatcher(name, dparams, cache.slot, cache, build)
         shape = (name, tuple(p.name for p in dparams), "positional")
-        cache.dispatcher, _, _ = compile_function(emitted, f"{name} dispatcher", shape)
-        cache.dispatcher.cache = cache
-        cache.dispatcher.build = build
+        d, _, _ = compile_function(emitted, f"{name} dispatcher", shape)
+        d.cache, d.build, d.plain = cache, build, d.__code__
+        d.wrappers = weakref.WeakSet()  # the _public copies of d: they share its code
+        d.fused = None  # (weak reference to the fused entry, its code, its function)
+        swapped.add(d)
+        cache.dispatcher = d
     return cache.dispatcher
 
 
@@ -229,6 +238,8 @@ def _public(fun, base):
     wrapper = type(base)(base.__code__, base.__globals__, base.__name__, base.__defaults__,
                          base.__closure__)
     cache, build = base.cache, base.build
+    base.wrappers.add(wrapper)  # (shares base's globals: made under no lock)
+    swapped.add(wrapper)
     functools.update_wrapper(wrapper, fun)
     del wrapper.__wrapped__  # its signature is the dispatcher's, not fun's
 
@@ -243,59 +254,45 @@ def _public(fun, base):
     return wrapper
 
 
-_MISS = object()  # what a jvp caller returns when the call is not its kind: the slow path
-_CALLERS: dict = {}  # n -> code of the caller for functions of n arguments
-
-_CALLER = """\
-def jvp_call(primals, tangents):
-    if type(primals) is not tuple or type(tangents) is not tuple or \\
-            len(primals) != {n} or len(tangents) != {n}:
-        return MISS
-    {ps}, = primals
-    {ts}, = tangents
-    if {nones}:
-        return MISS
-    try:
-        result = slot[0]({ps}, {ts})
-    except PathMiss:
-        return dispatcher({ps}, {ts})
-    next(hits)
-    return result
-"""
+def _fast(ref, n, dispatcher):
+    """How :func:`jvp` calls the compiled paths of a function all of whose ``n``
+    parameters get an argument and a tangent: ``slot[0](*primals, *tangents)``, the
+    path used last, as the dispatcher calls it (a hit counted, a miss resolved by the
+    cache), without the dispatcher's frame.  ``ref``: a weak reference to the function.
+    A tuple: ``(ref, n, slot, hits, resolve, build)``, read by index."""
+    cache = dispatcher.cache
+    return (ref, n, cache.slot, cache.counter, cache.resolve, dispatcher.build)
 
 
-def _caller(n, d):
-    """``jvp_call(primals, tangents)`` for a dispatcher ``d`` of ``n`` arguments and ``n``
-    tangents: it unpacks the two tuples into the call of the path used last (no
-    ``*args`` call, which costs more than the seed function's primal) and counts the hit
-    as the dispatcher does; a miss goes to ``d``; a call of another arity, with lists
-    or with a ``None`` tangent returns ``MISS``."""
-    code = _CALLERS.get(n)
-    if code is None:
-        names = lambda c: ", ".join(f"{c}{i}" for i in range(n))  # noqa: E731
-        src = _CALLER.format(n=n, ps=names("p"), ts=names("t"),
-                             nones=" or ".join(f"t{i} is None" for i in range(n)))
-        filename = f"<ad_transform jvp caller of {n} arguments>"
-        linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
-        code = _CALLERS[n] = compile(src, filename, "exec")
-    namespace = {"MISS": _MISS, "PathMiss": PathMiss, "slot": d.cache.slot,
-                 "hits": d.cache.counter, "dispatcher": d}
-    exec(code, namespace)
-    return namespace["jvp_call"]
+def _nobody():
+    return None
 
 
-# id(fun) -> (weak reference to fun, its jvp caller along every argument or None, and
-# {(number of primals, wrt): (dispatcher, default values appended)} for the other calls):
-# what jvp() calls without building anything (a WeakKeyDictionary look-up, or
-# inspect.signature, costs more than the primal)
+_NOBODY = (_nobody, -1)
+
+# id(fun) -> [weak reference to fun, its _fast tuple or None, {(number of primals, wrt):
+# (dispatcher, default values appended)} for the other calls]: what jvp() calls without
+# building anything (a WeakKeyDictionary look-up, or inspect.signature, costs more than
+# the primal).  _LAST is the _fast tuple of the function jvp() was called with last: a
+# weak reference call finds it (id() and a dict look-up cost a third of the primal).
 _FAST: dict = {}
+_LAST = _NOBODY
+
+
+def _forget(key, ref):
+    global _LAST
+    hit = _FAST.get(key)
+    if hit is not None and hit[0] is ref:
+        del _FAST[key]
+    if _LAST[0] is ref:  # the last function's paths are not kept alive after it
+        _LAST = _NOBODY
 
 
 def _known(fun):
     key = id(fun)
     hit = _FAST.get(key)
     if hit is None or hit[0]() is not fun:
-        hit = _FAST[key] = [weakref.ref(fun, lambda _, key=key: _FAST.pop(key, None)), None, {}]
+        hit = _FAST[key] = [weakref.ref(fun, functools.partial(_forget, key)), None, {}]
     return hit
 
 
@@ -308,11 +305,47 @@ def jvp(fun, primals, tangents):
     a string).  The compiled path is cached on ``fun``, so calling ``jvp`` in a
     loop compiles once; :func:`forward_derivative` skips even the lookup.
     """
-    hit = _FAST.get(id(fun))
-    if hit is not None and hit[1] is not None and hit[0]() is fun:
-        result = hit[1](primals, tangents)
-        if result is not _MISS:
+    global _LAST
+    fast = _LAST
+    if fast[0]() is not fun:
+        hit = _FAST.get(id(fun))
+        fast = hit[1] if hit is not None and hit[0]() is fun else None
+        if fast is not None:
+            _LAST = fast
+    # Tuples, a tangent for every parameter: the path used last, called as the dispatcher
+    # calls it.  Its entry guard checks every argument and tangent, so a call it was not
+    # built for misses; a None tangent too (no path is built for one): the slow path.
+    if fast is not None and type(primals) is tuple and type(tangents) is tuple:
+        n = fast[1]
+        try:
+            if n == 2:
+                p0, p1 = primals
+                t0, t1 = tangents
+                result = fast[2][0](p0, p1, t0, t1)
+            elif n == 1:
+                p0, = primals
+                t0, = tangents
+                result = fast[2][0](p0, t0)
+            elif n == 3:
+                p0, p1, p2 = primals
+                t0, t1, t2 = tangents
+                result = fast[2][0](p0, p1, p2, t0, t1, t2)
+            elif len(primals) == n == len(tangents):
+                result = fast[2][0](*primals, *tangents)
+            else:
+                raise ValueError
+        except PathMiss as miss:
+            missed = miss
+        except ValueError:  # raised by the path itself, or another number of arguments
+            if len(primals) == n == len(tangents):
+                raise
+            missed = None
+        else:
+            next(fast[3])
             return result
+        if missed is not None and not any(t is None for t in tangents):
+            return fast[4](primals + tangents, missed, fast[5])
+        missed = None
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise TypeError("jvp(f, primals, tangents) takes tuples (or lists) of arguments "
                         f"and tangents; got {type(primals).__name__} and "
@@ -331,7 +364,7 @@ def jvp(fun, primals, tangents):
         d = _forward_dispatcher(fun, wrt, 128, 200_000)
         found = known[2][(len(primals), wrt)] = (d, fill)
         if len(wrt) == len(tangents) == len(params):  # the fast path above
-            known[1] = _caller(len(params), d)
+            known[1] = _LAST = _fast(known[0], len(params), d)
     d, fill = found
     return d(*primals, *_filled(fill), *(t for t in tangents if t is not None))
 

@@ -378,7 +378,8 @@ class _State:
         what = ("__code__" if fun.__code__ is not self.code else
                 "__defaults__" if fun.__defaults__ is not self.defaults else "__kwdefaults__")
         raise UnsupportedSyntax(
-            f"the {what} of {fun.__qualname__} was replaced after gradient() was made for it; "
+            f"the {what} of {fun.__qualname__} was replaced after a derivative of it was made "
+            "(gradient, jvp, vjp, jacobian...); "
             "its derivative and its signature were taken from the old one, and ad_transform "
             "does not follow a function whose code or defaults change: define a new "
             "function (and take its gradient) instead", _def_loc(self._original()))

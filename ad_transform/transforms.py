@@ -36,7 +36,7 @@ import numpy as np
 
 from . import ir
 from . import pytree as T
-from .api import _LAZY_EQNS, _def_loc, _dump, _resolve_wrt, gradient
+from .api import _LAZY_EQNS, _State, _def_loc, _dump, _resolve_wrt, gradient
 from .api import _finish as _compile_path
 from .cache import Entry, cache_for
 from .compile import compile_function
@@ -151,11 +151,23 @@ def _dispatcher(fun, key, maxsize, extra_hints, build_path):
 
         def build(args, compile_now=True):
             entry, result = build_path(fun_ref(), args, compile_now)
-            fuse(cache.dispatcher, cache, entry, name, dparams)
+            fuse(cache.dispatcher, cache, entry, name, dparams,
+                 _State.statement(names) if names else None, names[:-1])
             return entry, result
 
         emitted = emit_dispatcher(name, dparams, cache.slot, cache, build)
-        shape = (name, tuple(p.name for p in dparams), "positional")
+        # as gradient's: every call checks that fun's code and defaults are those its paths
+        # were lowered from (a replaced one raises); through weak references only, as the
+        # cache must not keep fun alive
+        state = _State(fun)
+        names = state.insert_check(emitted, dparams)
+        if names:
+            made = state.made_from
+            emitted.namespace.update(zip(names, (
+                weakref.proxy(fun), state.code, state.defaults, state.kwdefaults,
+                lambda: _State(fun_ref(), made).changed(),
+                lambda: _State(fun_ref(), made).kw_changed())))
+        shape = (name, tuple(p.name for p in dparams), "positional", names)
         d, _, _ = compile_function(emitted, f"{name} dispatcher", shape)
         d.cache, d.build, d.plain = cache, build, d.__code__
         d.wrappers = weakref.WeakSet()  # the _public copies of d: they share its code
@@ -259,9 +271,12 @@ def _fast(ref, n, dispatcher):
     parameters get an argument and a tangent: ``slot[0](*primals, *tangents)``, the
     path used last, as the dispatcher calls it (a hit counted, a miss resolved by the
     cache), without the dispatcher's frame.  ``ref``: a weak reference to the function.
-    A tuple: ``(ref, n, slot, hits, resolve, build)``, read by index."""
+    A tuple: ``(ref, n, slot, hits, resolve, build, code)``, read by index (``code``:
+    fun's code, checked by jvp before it calls the path; None for a wrapper of ours)."""
     cache = dispatcher.cache
-    return (ref, n, cache.slot, cache.counter, cache.resolve, dispatcher.build)
+    fun = ref()
+    code = fun.__code__ if _State(fun).watched else None  # replaced: the dispatcher raises
+    return (ref, n, cache.slot, cache.counter, cache.resolve, dispatcher.build, code)
 
 
 def _nobody():
@@ -315,7 +330,8 @@ def jvp(fun, primals, tangents):
     # Tuples, a tangent for every parameter: the path used last, called as the dispatcher
     # calls it.  Its entry guard checks every argument and tangent, so a call it was not
     # built for misses; a None tangent too (no path is built for one): the slow path.
-    if fast is not None and type(primals) is tuple and type(tangents) is tuple:
+    if fast is not None and type(primals) is tuple and type(tangents) is tuple and (
+            fast[6] is None or fun.__code__ is fast[6]):
         n = fast[1]
         try:
             if n == 2:

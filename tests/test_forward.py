@@ -470,3 +470,22 @@ def test_jvp_and_vjp_of_star_args_give_each_argument_its_own():
     assert jvp(_star, args, tangents) == (value, tangent)  # the cached path
     _, four = jvp(_star, args + (2.0,), tangents + (1.0,))  # another count: its own adapter
     close(four, fd_directional(_star, args + (2.0,), tangents + (1.0,)), rtol=1e-6, atol=1e-8)
+
+
+def test_forward_and_vjp_refuse_a_function_whose_code_was_replaced():
+    from ad_transform import UnsupportedSyntax, jacobian
+
+    def f(x):
+        return x * x
+
+    def cube(x):
+        return x * x * x
+
+    fd = forward_derivative(f)
+    assert jvp(f, (3.0,), (1.0,)) == (9.0, 6.0) and fd(3.0, 1.0) == (9.0, 6.0)
+    assert vjp(f, 3.0)[1](1.0) == (6.0,) and jacobian(f)(3.0) == 6.0
+    f.__code__ = cube.__code__  # the compiled paths were lowered from the old code
+    for call in (lambda: jvp(f, (3.0,), (1.0,)), lambda: fd(3.0, 1.0),
+                 lambda: vjp(f, 3.0)[1](1.0), lambda: jacobian(f)(3.0)):
+        with pytest.raises(UnsupportedSyntax, match="__code__ of .*f was replaced"):
+            call()

@@ -32,6 +32,7 @@ import linecache
 import os
 import weakref
 
+import gast
 import numpy as np
 
 from . import ir
@@ -151,9 +152,18 @@ def _dispatcher(fun, key, maxsize, extra_hints, build_path):
 
         def build(args, compile_now=True):
             entry, result = build_path(fun_ref(), args, compile_now)
-            fuse(cache.dispatcher, cache, entry, name, dparams,
-                 _State.statement(names) if names else None, names[:-1])
+            fuse(cache.dispatcher, cache, entry, name, dparams, check(), names[:-1])
             return entry, result
+
+        def check():
+            """The state check: of the code alone for a function without defaults (every
+            argument is passed: defaults given to it later change nothing here)."""
+            if not names:
+                return None
+            if state.defaults is None and state.kwdefaults is None:
+                return gast.parse(f"if {names[0]}.__code__ is not {names[1]}:\n"
+                                  f"    {names[4]}()\n").body[0]
+            return _State.statement(names)
 
         emitted = emit_dispatcher(name, dparams, cache.slot, cache, build)
         # as gradient's: every call checks that fun's code and defaults are those its paths
@@ -162,6 +172,7 @@ def _dispatcher(fun, key, maxsize, extra_hints, build_path):
         state = _State(fun)
         names = state.insert_check(emitted, dparams)
         if names:
+            emitted.fdef.body[0] = check()
             made = state.made_from
             emitted.namespace.update(zip(names, (
                 weakref.proxy(fun), state.code, state.defaults, state.kwdefaults,
@@ -247,10 +258,16 @@ def forward_derivative(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 2
 
 def _public(fun, base):
     """A wrapper named like ``fun`` around the dispatcher, with ``.source``."""
-    wrapper = type(base)(base.__code__, base.__globals__, base.__name__, base.__defaults__,
-                         base.__closure__)
     cache, build = base.cache, base.build
-    base.wrappers.add(wrapper)  # (shares base's globals: made under no lock)
+    names = base.__globals__.get("__ad_state__", ())
+    with cache.lock:  # (a fusion adds names to every copy's globals)
+        space = base.__globals__
+        if names:  # its state check reads fun itself (base: a weak proxy, slower to read)
+            space = dict(space)
+            space[names[0]] = fun
+        wrapper = type(base)(base.__code__, space, base.__name__, base.__defaults__,
+                             base.__closure__)
+        base.wrappers.add(wrapper)
     swapped.add(wrapper)
     functools.update_wrapper(wrapper, fun)
     del wrapper.__wrapped__  # its signature is the dispatcher's, not fun's

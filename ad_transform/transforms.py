@@ -160,7 +160,7 @@ def _dispatcher(fun, key, maxsize, extra_hints, build_path):
             argument is passed: defaults given to it later change nothing here)."""
             if not names:
                 return None
-            if state.defaults is None and state.kwdefaults is None:
+            if code_only:
                 return gast.parse(f"if {names[0]}.__code__ is not {names[1]}:\n"
                                   f"    {names[4]}()\n").body[0]
             return _State.statement(names)
@@ -169,8 +169,9 @@ def _dispatcher(fun, key, maxsize, extra_hints, build_path):
         # as gradient's: every call checks that fun's code and defaults are those its paths
         # were lowered from (a replaced one raises); through weak references only, as the
         # cache must not keep fun alive
-        state = _State(fun)
+        state = _State(fun)  # (not kept: it holds fun)
         names = state.insert_check(emitted, dparams)
+        code_only = state.defaults is None and state.kwdefaults is None
         if names:
             emitted.fdef.body[0] = check()
             made = state.made_from
@@ -178,6 +179,7 @@ def _dispatcher(fun, key, maxsize, extra_hints, build_path):
                 weakref.proxy(fun), state.code, state.defaults, state.kwdefaults,
                 lambda: _State(fun_ref(), made).changed(),
                 lambda: _State(fun_ref(), made).kw_changed())))
+        del state
         shape = (name, tuple(p.name for p in dparams), "positional", names)
         d, _, _ = compile_function(emitted, f"{name} dispatcher", shape)
         d.cache, d.build, d.plain = cache, build, d.__code__

@@ -121,12 +121,21 @@ class Lowerer(Operators, OutsideValues, WriteAliasing, Calls, Containers):
         # functools.wraps wrapper, a partial, an object with __call__) is called with
         # the arguments its visible signature binds, and inlined like any call
         nested = getattr(fn, "__ad_transform__", None)  # a derivative: read its function's
+        nested = nested if hasattr(nested, "root") else None  # (a jacobian: called, inner.py)
         # (a function with custom rules is called as the primitive it is, never read)
         custom = nested is None and _hashable(fn) and lookup(fn) is not None
-        direct = nested is None and not custom and isinstance(fn, types.FunctionType) and (
+        # a jacobian, hessian, forward_derivative... of ours: called (its hook, inner.py);
+        # its user's function gives the source positions
+        ours = getattr(getattr(fn, "__ad_inner__", None), "owner", None) == id(fn)
+        direct = nested is None and not custom and not ours and isinstance(
+            fn, types.FunctionType) and (
             params == list(inspect.signature(fn, follow_wrapped=False).parameters))
-        src = get_source(fn if direct else entry_code(nested.root if nested else fn))
-        if not custom:
+        if ours:
+            src = get_source(entry_code(getattr(fn, "__ad_fun__", None)
+                                        or getattr(fn, "__wrapped__", None) or fn))
+        else:
+            src = get_source(fn if direct else entry_code(nested.root if nested else fn))
+        if not custom and not ours:
             fence.check(src)
         self.src = src
         self.b.loc = self.loc(src.node)

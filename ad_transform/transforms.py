@@ -273,6 +273,7 @@ def _public(fun, base):
     swapped.add(wrapper)
     functools.update_wrapper(wrapper, fun)
     del wrapper.__wrapped__  # its signature is the dispatcher's, not fun's
+    wrapper.__ad_fun__ = fun  # (for the lowering's source positions when it is lowered)
 
     def source(*args):
         """The generated derivative source for the control path these arguments take."""

@@ -850,3 +850,20 @@ def test_jvp_of_two_floats_inside_hessian():
     for a in (0.3, -1.1):
         want = numerical_gradient(gradient(directional), (a,), 0)
         close(hessian(directional)(a), want, rtol=1e-5, atol=1e-6)
+
+
+def test_gradient_of_forward_derivative_and_jacobian_wrappers():
+    from ad_transform import forward_derivative
+
+    def f(x):
+        return x * x * math.sin(x)
+
+    fd = forward_derivative(f)
+    x = 0.8
+    (value, tangent), = [fd(x, 1.0)]
+    grad, aux = gradient(fd, has_aux=True)(x, 1.0)  # d/dx of the value; the tangent as aux
+    close(grad, tangent, rtol=1e-12, atol=1e-12)
+    close(aux, numerical_gradient(f, (x,), 0), rtol=1e-6, atol=1e-8)
+    d2 = gradient(jacobian(f))(x)
+    close(d2, numerical_gradient(gradient(f), (x,), 0), rtol=1e-5, atol=1e-7)
+    close(d2, hessian(f)(x), rtol=1e-10, atol=1e-12)

@@ -24,7 +24,8 @@ from .registers import last_uses, plan_inplace, reuse_names, scatter_printed, wr
 
 __all__ = ["emit", "Emitted"]
 
-from .loops_emit import _const, _load, _store, emit_block, emit_loop  # noqa: E402  (loops_emit imports emit lazily)
+from .loops_emit import (_const, _hoistable, _load, _store, emit_block, emit_loop,  # noqa: E402
+                         hoist_chain)  # (loops_emit imports emit lazily)
 
 _BINOPS = {"+": gast.Add, "-": gast.Sub, "*": gast.Mult, "/": gast.Div, "//": gast.FloorDiv,
            "%": gast.Mod, "**": gast.Pow, "@": gast.MatMult, "&": gast.BitAnd, "|": gast.BitOr,
@@ -56,6 +57,10 @@ class _Emitter:
         self.inplace: dict = {}  # equation index -> (ufunc, operand it writes into)
         self.last: dict = {}
         self.typed: dict = {}  # Var -> its exact type, checked by a type guard emitted before
+        # (bound root, attributes) -> local name, of callees hoisted out of rolled loops;
+        # while a rolled loop is emitted, ``hoist`` holds the ones its body calls
+        self.hoisted: dict = {}
+        self.hoist: dict | None = None
 
     def bind(self, obj, hint: str) -> str:
         """A global name for ``obj`` in the generated code's namespace."""
@@ -88,7 +93,7 @@ class _Emitter:
             return gast.Call(func=_load(self.bind(slice, "slice")), keywords=[],
                              args=[self.const(p) for p in (v.start, v.stop, v.step)])
         if _visible_scalar(v):  # np.float64(2.5): what it is, where it is used
-            return gast.Call(func=self.ref("np", np, (type(v).__name__,)),
+            return gast.Call(func=self.callee("np", np, (type(v).__name__,)),
                              args=[self.const(v.item())], keywords=[])
         return _load(self.bind(v, _hint_for(v)))
 
@@ -97,6 +102,12 @@ class _Emitter:
         for a in attrs:
             node = gast.Attribute(value=node, attr=a, ctx=gast.Load())
         return node
+
+    def callee(self, root_name: str, root_obj, attrs):
+        """``root.attr...`` called: in a rolled loop, a local bound before it (loops_emit)."""
+        if self.hoist is None or not attrs or not _hoistable(root_obj, attrs):
+            return self.ref(root_name, root_obj, attrs)
+        return hoist_chain(self, self.bind(root_obj, root_name), tuple(attrs))
 
     def index(self, x):
         v = x.value if isinstance(x, Const) else None
@@ -110,7 +121,7 @@ class _Emitter:
         """``_rt.getitem_vjp(g, shape, dtype, idx)`` (``g`` into zeros, at ``idx``) as the
         NumPy it runs, where the index is known: the buffer is new, so writing is safe."""
         g, shape, dtype, idx = e.ins
-        zeros = gast.Call(func=self.ref("np", np, ("zeros",)), keywords=[],
+        zeros = gast.Call(func=self.callee("np", np, ("zeros",)), keywords=[],
                           args=[self.atom(shape), self.atom(dtype)])
         target = gast.Subscript(value=_load(name), slice=self.index(idx), ctx=gast.Store())
         return [gast.Assign(targets=[_store(name)], value=zeros, type_comment=None),
@@ -134,7 +145,7 @@ class _Emitter:
                                 comparators=[self.atom(ins[1])])
         if kind == "call":
             root_obj = e.prim.root if e.prim.root is not None else getattr(builtins, form[1])
-            return gast.Call(func=self.ref(form[1], root_obj, form[2:]),
+            return gast.Call(func=self.callee(form[1], root_obj, form[2:]),
                              args=[self.atom(x) for x in ins], keywords=kws)
         if kind == "call_obj":
             fn = ins[0].value
@@ -179,7 +190,7 @@ class _Emitter:
                                     comparators=[self.const(expect)])
             else:
                 test = gast.UnaryOp(op=gast.Not(), operand=gast.Call(
-                    func=self.ref("_rt", runtime, ("same",)),
+                    func=self.callee("_rt", runtime, ("same",)),
                     args=[self.atom(e.ins[0]), self.const(expect)], keywords=[]))
             observed = self.atom(e.ins[0])
         elif kind == "is":
@@ -226,7 +237,7 @@ class _Emitter:
     def inplace_expr(self, e: Eqn, ufunc, target):
         kws = self.keywords(e)
         kws.append(gast.keyword(arg="out", value=self.atom(target)))
-        return gast.Call(func=self.ref("np", np, (ufunc.__name__,)),
+        return gast.Call(func=self.callee("np", np, (ufunc.__name__,)),
                          args=[self.atom(x) for x in e.ins], keywords=kws)
 
     def cond(self, e: Eqn, comments) -> list:

@@ -3,25 +3,36 @@
 Guarantees of :func:`emit_loop`: a :class:`~ad_transform.ir.Loop` becomes one
 Python ``for``/``while`` statement, preceded by a comment naming the source
 line of the loop and the trip count seen when it was lowered; the carried
-variables are assigned their initial values before it, updated at the end of
-each iteration (one tuple assignment, so they change together) and copied to
-the loop's results after it; every guard of the body is checked on every
-iteration and raises ``PathMiss`` as a guard outside loops does; a while
-loop's test leaves the loop (``break``); tapes are plain lists named after
-what they save (``x_tape``, appended to through a bound ``append``) and walked in
-reverse by the adjoint loop (``for x in reversed(x_tape)``, zipped with the reversed
-index range or the other tapes); a while loop with tapes counts its iterations by
-their length, not by a counter incremented per iteration.
+variables are assigned their initial values before it, updated by the end of
+each iteration and copied to the loop's results after it: the equation that
+computes a carried variable's next value writes the variable itself when
+nothing reads the variable's old value later in the iteration, the others are
+assigned at its end by one tuple assignment (so they change together; always so
+in :func:`compile_runner`, which reports an iteration's starting values); every
+guard of the body is checked on every iteration and raises ``PathMiss`` as a
+guard outside loops does; a while loop's test leaves the loop: in the
+``while`` header when the body starts with it (at most one equation computing
+it, read by nothing else), else ``while True`` and ``if not test: break``;
+tapes are plain lists named after what they save (``x_tape``, appended to
+through a bound ``append``) and walked in reverse by the adjoint loop (``for x
+in reversed(x_tape)``, zipped with the reversed index range or the other
+tapes); a while loop with tapes counts its iterations by their length, not by
+a counter incremented per iteration.  A function the loops call through a
+chain of modules (``math.sin``, ``np.linalg.norm``, ``_rt.same``) is bound to a
+local before the outermost loop (``math_sin = math.sin``) unless a body runs
+user code (see :func:`hoist_chain`); ``d_x_1[i] += g`` leaves its result in
+``d_x_1``, which later equations read.
 """
 from __future__ import annotations
 
 import builtins
+import types
 
 import gast
 
 from .ir import COND, EXIT, LOOP, Eqn, Loop, Namer, Program, Var, body_free, loop_of
 
-__all__ = ["emit_block", "emit_loop", "compile_runner"]
+__all__ = ["emit_block", "emit_loop", "compile_runner", "hoist_chain"]
 
 
 def _load(name):
@@ -101,9 +112,103 @@ def _call(em, fn, hint, args):
     return gast.Call(func=_load(em.bind(fn, hint)), args=args, keywords=[])
 
 
+def _reads(e) -> tuple:
+    """The variables equation ``e`` reads (a nested loop: those it reads from outside)."""
+    data = loop_of(e)
+    if data is None:
+        return e.ins
+    return data.inits + data.free + tuple(t for _, t in data.pops) + (
+        (data.count,) if data.count is not None and data.kind == "reverse" else ())
+
+
+def _runs_user_code(body) -> bool:
+    """Some equation of ``body`` (nested loops included) may run Python code the lowering
+    did not see into: a user's function or rule, a call of an arbitrary object, a method
+    or an attribute read (a property).  Reading a global or a closure cell runs none."""
+    from .rules import builtins as B
+    for e in body:
+        data = loop_of(e)
+        if data is not None:
+            if _runs_user_code(data.body):
+                return True
+        elif getattr(e.prim, "user_code", False) or (
+                e.prim.opaque and e.prim is not B.load_global and e.prim is not B.load_cell):
+            return True
+    return False
+
+
+def _printed_reads(em, stmts) -> list:
+    """For each statement position, the printed names it reads."""
+    return [{_name(em, x) for x in reads if isinstance(x, Var)} for reads in stmts]
+
+
+def _plan_body(em, data: Loop, exit_at: int, direct: bool) -> list:
+    """Print names for the body's values where a copy can be saved; the pairs
+    ``(carried, next)`` still assigned at the end of an iteration.
+
+    Sets ``em.names`` (the caller restores it after the loop): ``d_x_1[i] += g`` leaves
+    its result in ``d_x_1``, so later reads of the result read ``d_x_1``; with
+    ``direct``, the equation that computes a carried variable's next value writes the
+    carried variable itself when nothing reads the variable's old value after it (nor
+    the test of a while loop that leaves before it)."""
+    body = data.body
+    for e in body:
+        if e.prim is _add_at() and isinstance(e.ins[0], Var) and e.out is not None:
+            em.names[e.out] = _name(em, e.ins[0])
+    # what each position reads, the saves (appended after the exit test) included
+    stmts = [_reads(e) for e in body[:exit_at + 1]] + [tuple(a for a, _ in data.saves)] + \
+        [_reads(e) for e in body[exit_at + 1:]]
+    where = {e.out: k + (k > exit_at) for k, e in enumerate(body)
+             if e.out is not None and loop_of(e) is None and not e.prim.is_guard}
+    pairs = [(p, n) for p, n in zip(data.phis, data.nexts)
+             if not isinstance(n, Var) or _name(em, n) != p.name]
+    if not direct:
+        return pairs
+    reads = _printed_reads(em, stmts)
+    end = {_name(em, n) for _, n in pairs if isinstance(n, Var)}  # read by the carry
+    nexts = [n for _, n in pairs]
+    kept = []
+    for p, n in pairs:
+        k = where.get(n) if isinstance(n, Var) else None
+        if (k is None or k <= exit_at or nexts.count(n) != 1 or _name(em, n) != n.name
+                or p.name in end or any(p.name in r for r in reads[k + 1:])):
+            kept.append((p, n))
+            continue
+        em.names[n] = p.name
+    return kept
+
+
+def _hoistable(root_obj, attrs) -> bool:
+    """``root.a.b`` reads module dictionaries only (no ``__getattr__``, no property)."""
+    obj = root_obj
+    for a in attrs:
+        if type(obj) is not types.ModuleType or a not in vars(obj):
+            return False
+        obj = vars(obj)[a]
+    return True
+
+
 def emit_loop(em, e: Eqn, comments, counter: tuple | None = None) -> list:
     """The statements of loop equation ``e``: set-up, the loop, and its results."""
     data: Loop = loop_of(e)
+    outermost = em.hoist is None
+    saved_names = dict(em.names)
+    if outermost and not _runs_user_code(data.body):
+        em.hoist = {}
+    try:
+        out = _emit_loop(em, e, data, comments, counter)
+        if outermost and em.hoist:  # the callees its loops look up, bound before it
+            at = 1 if data.kind == "reverse" or counter is None else 0  # after the comment
+            out[at:at] = [_assign(name, _chain(bound, attrs))
+                          for (bound, attrs), name in em.hoist.items()]
+        return out
+    finally:
+        em.names = saved_names
+        if outermost:
+            em.hoist = None
+
+
+def _emit_loop(em, e, data, comments, counter) -> list:
     out = []
     where = e.loc.place() if e.loc else "?"
     if data.kind == "reverse":
@@ -125,14 +230,18 @@ def emit_loop(em, e: Eqn, comments, counter: tuple | None = None) -> list:
     for phi, init in zip(data.phis, data.inits):
         if init is not phi:
             out.append(_assign(phi.name, em.atom(init)))
+    exit_at = next((i for i, b in enumerate(data.body) if b.prim is EXIT), -1)
+    # the runner reports the carried values at the start of an iteration that raised:
+    # they are assigned together at its end
+    pairs = _plan_body(em, data, exit_at, direct=counter is None)
+    test = _header_test(em, data, exit_at)
     inner = []
     saves = [gast.Expr(value=gast.Call(func=_load(name), args=[em.atom(a)], keywords=[]))
              for (a, _), name in zip(data.saves, appends)]
-    exit_at = next((i for i, b in enumerate(data.body) if b.prim is EXIT), -1)
-    inner += emit_block(em, data.body[:exit_at + 1], comments)
+    if test is None:
+        inner += emit_block(em, data.body[:exit_at + 1], comments)
     inner += saves
     inner += emit_block(em, data.body[exit_at + 1:], comments)
-    pairs = [(p, n) for p, n in zip(data.phis, data.nexts) if n is not p]
     if pairs:
         targets = [_store(p.name) for p, _ in pairs]
         values = [em.atom(n) for _, n in pairs]
@@ -154,7 +263,8 @@ def emit_loop(em, e: Eqn, comments, counter: tuple | None = None) -> list:
         out.append(gast.For(target=index, iter=_range(em, data.bounds),
                             body=inner, orelse=[], type_comment=None))
     elif data.kind == "while":
-        out.append(gast.While(test=_const(True), body=inner, orelse=[]))
+        out.append(gast.While(test=_const(True) if test is None else test, body=inner,
+                              orelse=[]))
     else:  # the tapes walked in reverse, with the index (or a count when neither)
         targets, iters = [], []
         reads_index = data.index is not None and data.index in body_free(data.body, set(data.phis))
@@ -179,6 +289,46 @@ def emit_loop(em, e: Eqn, comments, counter: tuple | None = None) -> list:
     for o, phi in zip(data.outs, data.phis):
         out.append(_assign(_name(em, o), _load(phi.name)))
     return out
+
+
+def _header_test(em, data: Loop, exit_at: int):
+    """The test of a while loop whose body starts with it (at most one equation computing
+    it, read by nothing else), printed in the ``while`` header; else None."""
+    if data.kind != "while" or exit_at < 0 or exit_at > 1:
+        return None
+    test = data.body[exit_at].ins[0]
+    if exit_at == 0:
+        return em.atom(test)
+    e = data.body[0]
+    if e.out is not test or loop_of(e) is not None or e.prim.is_guard or e.prim is _add_at():
+        return None
+    later = [x for b in data.body[exit_at + 1:] for x in _reads(b)]
+    later += list(data.nexts) + [a for a, _ in data.saves]
+    if any(x is test for x in later):
+        return None
+    return em.expr(e)
+
+
+def hoist_chain(em, bound: str, attrs: tuple):
+    """``root.a.b`` in call position: inside a rolled loop whose body runs no user code,
+    a local bound to it before the outermost loop (``math_sin = math.sin``), so an
+    iteration does not look it up again.  The generated code's globals never change
+    after it is compiled (it assigns none; :func:`~ad_transform.compile.compile_function`
+    gives each function its own copy) and ``_hoistable`` chains read module dictionaries
+    that the loop's equations do not write, so the local holds the object every
+    iteration would have looked up."""
+    name = em.hoisted.get((bound, attrs))
+    if name is None:
+        name = em.hoisted[(bound, attrs)] = em.namer.fresh("_".join((bound.lstrip("_"),) + attrs))
+    em.hoist[(bound, attrs)] = name
+    return _load(name)
+
+
+def _chain(bound: str, attrs: tuple):
+    node = _load(bound)
+    for a in attrs:
+        node = gast.Attribute(value=node, attr=a, ctx=gast.Load())
+    return node
 
 
 def compile_runner(data: Loop, free, used, cap: int, label: str):

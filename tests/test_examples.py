@@ -158,13 +158,13 @@ def test_projectile_distance_gradient_and_trip_counts(projectile):
 
 
 def test_projectile_generated_source_has_one_rolled_loop(projectile):
-    """The while loop is rolled: its test leaves the loop; its adjoint runs the trips back;
+    """The while loop is rolled, its own test in its header; its adjoint runs the trips back;
     unrolled (unroll=0), the test is checked once per Euler step and once more."""
     dist = projectile["landing_distance"]
     src = gradient(dist, wrt=1).source(30.0, 15.0)
     code = [line.strip() for line in src.splitlines() if not line.strip().startswith("#")]
     loops = [line for line in code if line.startswith(("while ", "for "))]
-    assert len(loops) == 2 and loops[0] == "while True:", loops
+    assert len(loops) == 2 and loops[0] == "while y > 0:", loops
     assert loops[1].startswith("for ") and "reversed(" in loops[1], loops  # tapes walked back
     assert sum("> 0" in line for line in code) == 1
     src = gradient(dist, wrt=1, unroll=0).source(30.0, 15.0)

@@ -61,6 +61,7 @@ class _Emitter:
         # while a rolled loop is emitted, ``hoist`` holds the ones its body calls
         self.hoisted: dict = {}
         self.hoist: dict | None = None
+        self.inline: dict = {}  # Var -> its expression, written where it is read (loops_emit)
 
     def bind(self, obj, hint: str) -> str:
         """A global name for ``obj`` in the generated code's namespace."""
@@ -73,6 +74,8 @@ class _Emitter:
 
     def atom(self, x):
         if isinstance(x, Var):
+            if x in self.inline:
+                return self.inline.pop(x)
             return _load(self.names.get(x, x.name))
         return self.const(x.value if isinstance(x, Const) else x)
 

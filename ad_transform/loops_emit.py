@@ -11,8 +11,9 @@ assigned at its end by one tuple assignment (so they change together; always so
 in :func:`compile_runner`, which reports an iteration's starting values); every
 guard of the body is checked on every iteration and raises ``PathMiss`` as a
 guard outside loops does; a while loop's test leaves the loop: in the
-``while`` header when the body starts with it (at most one equation computing
-it, read by nothing else), else ``while True`` and ``if not test: break``;
+``while`` header when the body starts with it (the equations computing it read
+by nothing else and written as one expression), else ``while True`` and
+``if not test: break``;
 tapes are plain lists named after what they save (``x_tape``, appended to
 through a bound ``append``) and walked in reverse by the adjoint loop (``for x
 in reversed(x_tape)``, zipped with the reversed index range or the other
@@ -21,12 +22,16 @@ a counter incremented per iteration.  A function the loops call through a
 chain of modules (``math.sin``, ``np.linalg.norm``, ``_rt.same``) is bound to a
 local before the outermost loop (``math_sin = math.sin``) unless a body runs
 user code (see :func:`hoist_chain`); ``d_x_1[i] += g`` leaves its result in
-``d_x_1``, which later equations read.
+``d_x_1``, which later equations read.  In a body, a value read once, by a
+later equation of its block, is written inside that equation's expression
+where that changes no effect (see ``_folds``): a statement of a body may hold
+several equations, in the order they were recorded.
 """
 from __future__ import annotations
 
 import builtins
 import types
+from collections import Counter
 
 import gast
 
@@ -60,10 +65,13 @@ def _marker(comments, text):
     return gast.Expr(value=_load(f"__ad_comment_{len(comments) - 1}__"))
 
 
-def emit_block(em, eqns, comments) -> list:
-    """Statements for a block of equations (a loop body), with source-line comments."""
+def emit_block(em, eqns, comments, uses=None) -> list:
+    """Statements for a block of equations (a loop body), with source-line comments.
+    With ``uses`` (Var -> times read in the whole loop), a value read once, by a later
+    equation of the block, is written inside that equation's expression (see _folds)."""
     out, block = [], None
-    for e in eqns:
+    folded = _folds(em, eqns, uses) if uses is not None else ()
+    for k, e in enumerate(eqns):
         data = loop_of(e)
         if data is not None:
             out.extend(emit_loop(em, e, comments))
@@ -72,6 +80,9 @@ def emit_block(em, eqns, comments) -> list:
         if e.prim is COND:  # a merged if in the body (branches.py)
             out.extend(em.cond(e, comments))
             block = None
+            continue
+        if k in folded:
+            em.inline[e.out] = em.expr(e)
             continue
         key = (e.phase, e.loc.file, e.loc.line, e.loc.trip) if e.loc else (e.phase, None)
         if key != block and e.loc is not None:
@@ -93,7 +104,69 @@ def emit_block(em, eqns, comments) -> list:
                 out.append(_assign(_name(em, e.out), em.atom(buf)))
         else:
             out.append(_assign(_name(em, e.out), em.expr(e)))
+    assert not any(eqns[k].out in em.inline for k in folded), "a folded value was not printed"
     return out
+
+
+def _plain(e) -> bool:
+    """Printed as ``name = <expression>`` (not a guard, a loop, an exit or ``+=``)."""
+    return (e.out is not None and loop_of(e) is None and not e.prim.is_guard
+            and e.prim is not EXIT and not (e.prim is _add_at() and isinstance(e.ins[0], Var)))
+
+
+def _pure(e) -> bool:
+    """An operator that neither raises nor changes anything (``+``, ``-x``, ``<``...)."""
+    return _plain(e) and e.prim.kind in ("binop", "unary", "compare") and not e.prim.may_raise
+
+
+def _folds(em, eqns, uses) -> set:
+    """Positions of the equations of ``eqns`` whose expression is written into the one
+    equation that reads them (``x_1 = math_sin(x_1) * a + 0.1 * x_1``), so an iteration
+    stores and loads fewer names.  Python then runs each folded operation later, where
+    its reader's expression is evaluated: folding is done only where that changes
+    nothing.  A folded equation's reader is the next plain equation of the block that
+    reads it and the only reader of it in the loop; nothing it reads is written between
+    its place and the statement it moves to (a carried variable written directly, a
+    buffer written with ``+=``), nor does it move past a nested loop; an operation that
+    may raise (a call, ``/``...) moves only past operations that cannot, and at most one
+    such operation goes into one statement (so they raise in the order they did)."""
+    reader = {}
+    for k, e in enumerate(eqns):
+        for x in _reads(e):
+            if isinstance(x, Var):
+                reader.setdefault(x, k)
+    root = list(range(len(eqns)))  # the statement each equation is printed in
+    impure = [0] * len(eqns)  # operations that may raise folded into a statement
+    folded = set()
+    for j in range(len(eqns) - 1, -1, -1):
+        d = eqns[j]
+        if not _plain(d) or uses.get(d.out) != 1 or _name(em, d.out) != d.out.name:
+            continue
+        u = reader.get(d.out)
+        if u is None or u <= j or not _plain(eqns[u]):
+            continue
+        r = root[u]
+        risky = not _pure(d)
+        if risky and impure[r]:
+            continue
+        reads = {_name(em, x) for x in d.ins if isinstance(x, Var)}
+        ok = True
+        for k in range(j + 1, r):
+            s = eqns[k]
+            if root[k] == r:
+                continue
+            if loop_of(s) is not None or (risky and not _pure(s)):
+                ok = False
+                break
+            written = s.ins[0] if s.prim is _add_at() and isinstance(s.ins[0], Var) else s.out
+            if written is not None and _name(em, written) in reads:
+                ok = False
+                break
+        if ok:
+            folded.add(j)
+            root[j] = r
+            impure[r] += risky
+    return folded
 
 
 def _add_at():
@@ -234,14 +307,17 @@ def _emit_loop(em, e, data, comments, counter) -> list:
     # the runner reports the carried values at the start of an iteration that raised:
     # they are assigned together at its end
     pairs = _plan_body(em, data, exit_at, direct=counter is None)
-    test = _header_test(em, data, exit_at)
+    uses = Counter(x for b in data.body for x in _reads(b) if isinstance(x, Var))
+    uses.update(x for x in data.nexts if isinstance(x, Var))
+    uses.update(a for a, _ in data.saves if isinstance(a, Var))
+    test = _header_test(em, data, exit_at, uses)
     inner = []
     saves = [gast.Expr(value=gast.Call(func=_load(name), args=[em.atom(a)], keywords=[]))
              for (a, _), name in zip(data.saves, appends)]
     if test is None:
-        inner += emit_block(em, data.body[:exit_at + 1], comments)
+        inner += emit_block(em, data.body[:exit_at + 1], comments, uses)
     inner += saves
-    inner += emit_block(em, data.body[exit_at + 1:], comments)
+    inner += emit_block(em, data.body[exit_at + 1:], comments, uses)
     if pairs:
         targets = [_store(p.name) for p, _ in pairs]
         values = [em.atom(n) for _, n in pairs]
@@ -291,22 +367,24 @@ def _emit_loop(em, e, data, comments, counter) -> list:
     return out
 
 
-def _header_test(em, data: Loop, exit_at: int):
-    """The test of a while loop whose body starts with it (at most one equation computing
-    it, read by nothing else), printed in the ``while`` header; else None."""
-    if data.kind != "while" or exit_at < 0 or exit_at > 1:
+def _header_test(em, data: Loop, exit_at: int, uses):
+    """The test of a while loop whose body starts with it, printed as one expression in
+    the ``while`` header (the equations computing it read by nothing else, and folded
+    into one expression as ``_folds`` allows); else None."""
+    if data.kind != "while" or exit_at < 0:
         return None
     test = data.body[exit_at].ins[0]
     if exit_at == 0:
         return em.atom(test)
-    e = data.body[0]
-    if e.out is not test or loop_of(e) is not None or e.prim.is_guard or e.prim is _add_at():
+    pre = data.body[:exit_at]
+    last = pre[-1]
+    if last.out is not test or not _plain(last) or uses.get(test) != 1:
         return None
-    later = [x for b in data.body[exit_at + 1:] for x in _reads(b)]
-    later += list(data.nexts) + [a for a, _ in data.saves]
-    if any(x is test for x in later):
+    if len(_folds(em, pre, uses)) != exit_at - 1:
         return None
-    return em.expr(e)
+    for e in pre[:-1]:
+        em.inline[e.out] = em.expr(e)
+    return em.expr(last)
 
 
 def hoist_chain(em, bound: str, attrs: tuple):

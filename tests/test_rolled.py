@@ -14,7 +14,7 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 
-from ad_transform import gradient, ir, lower, value_and_gradient
+from ad_transform import custom_vjp, gradient, ir, lower, value_and_gradient
 from ad_transform.testing import numerical_gradient
 
 
@@ -397,6 +397,141 @@ def appends(x):
 
 def test_loop_that_appends_stays_unrolled():
     check(appends, (1.0,), rolled=False)
+
+
+# -- the code of a rolled loop: callees looked up once, no copies ---------------------------
+
+def test_module_callees_are_bound_before_the_loops_and_values_read_once_are_folded():
+    g = check(recurrence, (0.3, 1.2), wrt=(0, 1))
+    src = g.source(0.3, 1.2)
+    primal, adjoint = src.split("(rolled loop, iterations in reverse)")
+    # bound after the loop's comment, before its set-up; the loop calls the local
+    assert "(rolled loop: 199 iterations seen)\n    np_sin = np.sin\n    x_2_tape = []" in primal
+    assert "np_sin = np.sin\n    np_cos = np.cos\n    d_x_2 = 1.0" in adjoint
+    # the body as the line reads: the carried variable written directly, no temporaries
+    assert "        x_2 = np_sin(x_2) * a + 0.1 * x_2\n    x_4 = x_2" in primal
+    body = adjoint.split("for x_2 in reversed(x_2_tape):")[1].split("\n    d_")[0]
+    assert "        d_a_1 = d_x_2 * np_sin(x_2)\n" in body and "np_cos(x_2)" in body
+    assert "np.sin(x_2)" not in body and "np.cos(x_2)" not in body
+
+
+def helper_calls(x):
+    for i in range(40):
+        x = x + 0.05 * softsign(x) + 0.01 * math.sin(x)
+    return x
+
+
+@custom_vjp
+def softsign(x):
+    return x / (1.0 + abs(x))
+
+
+softsign.defvjp(lambda g, ans, x: g / (1.0 + abs(x)) ** 2)
+
+
+def test_no_callee_is_bound_before_a_loop_that_runs_user_code():
+    # the user's function could rebind math.sin: the body looks it up on every call
+    g = check(helper_calls, (0.4,), auto=_helper_calls_ag)
+    src = g.source(0.4)
+    assert "math_sin" not in src and src.count("math.sin(") >= 2
+
+
+def _helper_calls_ag(x):
+    for i in range(40):
+        x = x + 0.05 * (x / (1.0 + anp.abs(x))) + 0.01 * anp.sin(x)
+    return x
+
+
+def swaps(x, y):
+    for i in range(30):
+        x, y = y, x * 0.5 + 0.3 * y  # y's next value reads x's old one; x's next is old y
+    return x * y
+
+
+def old_value_read_after_the_new(x, y):
+    for i in range(30):
+        x_new = math.sin(x) + 0.2
+        y = y * 0.9 + x * x_new  # reads x after its next value is computed
+        x = x_new
+    return x + y
+
+
+def test_carried_values_written_directly_only_when_the_old_value_is_dead():
+    g = check(swaps, (0.7, -0.4), wrt=(0, 1))
+    assert "(x_1, y_1) = (y_1, " in g.source(0.7, -0.4)  # assigned together
+    g = check(old_value_read_after_the_new, (0.7, 0.2), wrt=(0, 1),
+              auto=_old_value_ag)
+    src = g.source(0.7, 0.2)
+    # x_1 is rebound at the end of the iteration, after y's update read it
+    assert "        y_1 = y_1 * 0.9 + x_1 * x_new\n        x_1 = x_new\n" in src
+
+
+def _old_value_ag(x, y):
+    for i in range(30):
+        x_new = anp.sin(x) + 0.2
+        y = y * 0.9 + x * x_new
+        x = x_new
+    return x + y
+
+
+def squares_below(x):
+    n = 0
+    while x * x < 1e6:
+        x = x * 1.3 + 0.1
+        n += 1
+    return x * n
+
+
+def test_while_loop_whose_test_takes_two_operations():
+    g = check(squares_below, (1.5,))
+    assert "    while x_1 * x_1 < 1000000.0:\n" in g.source(1.5)
+    assert g(2.5) == pytest.approx(numerical_gradient(squares_below, (2.5,), 0), rel=1e-4)
+
+
+def root_of(x, c):
+    for i in range(20):
+        x = math.sqrt(x - c) + 1.0
+    return x
+
+
+def settles(x):
+    while math.fabs(1.0 - x) > 1e-9:
+        x = 0.95 * x + 0.05 * math.cos(x - 1.0)
+    return x
+
+
+def test_while_loop_whose_test_calls_a_function():
+    g = check(settles, (0.2,), auto=_settles_ag)
+    assert "    math_fabs = math.fabs\n" in g.source(0.2)
+    assert "    while math_fabs(1.0 - x_1) > 1e-09:\n" in g.source(0.2)
+
+
+def _settles_ag(x):
+    while anp.abs(1.0 - x) > 1e-9:
+        x = 0.95 * x + 0.05 * anp.cos(x - 1.0)
+    return x
+
+
+def reads_its_test(x):
+    while x * x < 1e6:
+        x = x * 1.3 + 1e-7 * (x * x)  # x * x: the value the test computed
+    return x
+
+
+def test_while_loop_whose_test_value_the_body_reads_keeps_while_true():
+    g = check(reads_its_test, (1.5,))
+    assert "    while True:\n" in g.source(1.5)
+
+
+def test_a_folded_call_raises_where_the_function_does():
+    g = gradient(root_of, wrt=(0, 1))
+    assert _close(g(5.0, 0.5), [numerical_gradient(root_of, (5.0, 0.5), i) for i in (0, 1)],
+                  1e-4, 1e-6)
+    assert "math_sqrt(" in g.source(5.0, 0.5)
+    with pytest.raises(ValueError, match="math domain error"):
+        root_of(5.0, 3.0)
+    with pytest.raises(ValueError, match="math domain error"):
+        g(5.0, 3.0)
 
 
 # -- options and IR --------------------------------------------------------------------

@@ -122,14 +122,14 @@ def _pure(e) -> bool:
 def _folds(em, eqns, uses) -> set:
     """Positions of the equations of ``eqns`` whose expression is written into the one
     equation that reads them (``x_1 = math_sin(x_1) * a + 0.1 * x_1``), so an iteration
-    stores and loads fewer names.  Python then runs each folded operation later, where
-    its reader's expression is evaluated: folding is done only where that changes
-    nothing.  A folded equation's reader is the next plain equation of the block that
-    reads it and the only reader of it in the loop; nothing it reads is written between
-    its place and the statement it moves to (a carried variable written directly, a
-    buffer written with ``+=``), nor does it move past a nested loop; an operation that
-    may raise (a call, ``/``...) moves only past operations that cannot, and at most one
-    such operation goes into one statement (so they raise in the order they did)."""
+    stores and loads fewer names.  Python then runs a folded operation where its
+    reader's statement runs, so an equation is folded only where that changes nothing:
+    its reader is a later plain equation of the block and the only reader of its value
+    in the loop; it moves past no nested loop, no ``d_x[i] += g`` (they change arrays in
+    place) and no statement that writes a name it reads (a carried variable written
+    directly); an operation that may raise (a call, ``/``, an item read...) moves only
+    past operations that cannot, and a statement holds at most one of them besides its
+    own (so they raise in the order they did)."""
     reader = {}
     for k, e in enumerate(eqns):
         for x in _reads(e):
@@ -155,12 +155,12 @@ def _folds(em, eqns, uses) -> set:
             s = eqns[k]
             if root[k] == r:
                 continue
-            if loop_of(s) is not None or (risky and not _pure(s)):
-                ok = False
+            if loop_of(s) is not None or not _plain(s) and s.out is not None or (
+                    risky and not _pure(s)):
+                ok = False  # a nested loop, a buffer written in place, a raise
                 break
-            written = s.ins[0] if s.prim is _add_at() and isinstance(s.ins[0], Var) else s.out
-            if written is not None and _name(em, written) in reads:
-                ok = False
+            if s.out is not None and _name(em, s.out) in reads:
+                ok = False  # a carried variable written directly
                 break
         if ok:
             folded.add(j)

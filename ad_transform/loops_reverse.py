@@ -6,7 +6,8 @@ every iteration); one adjoint loop walks the iterations in reverse, restores
 those values from the tapes, recomputes what the body's adjoint needs from
 them (the body's guards were checked by the primal loop and are dropped), and
 carries the adjoints of the carried variables and of the outer variables the
-body reads (summed over the iterations).  The carried adjoints keep their
+body reads or carries as they are (a next value found before the loop), summed
+over the iterations.  The carried adjoints keep their
 variables' shapes on every iteration.  Afterwards the adjoints flow to the
 loop's initial values and outer variables like any contribution.
 :func:`propagate` is the activity analysis with loops: a carried variable is
@@ -119,7 +120,15 @@ def reverse_loop(b, e, adj: dict, active: set, owned: dict) -> None:
         return
     index = {data.index} if data.index is not None else set()
     carried = [k for k, f in enumerate(flags) if f]
-    free_active = [x for x in body_free(data.body, set(data.phis) | index) if x in active]
+    bound = set(data.phis) | index
+    free = body_free(data.body, bound)
+    # an outer value carried as it is (a next value the body does not compute, e.g. one
+    # computed before the loop and found again in it) receives its carried adjoint too
+    inner = {d for x in data.body for d in (
+        (x.out,) if loop_of(x) is None else loop_of(x).defines()) if d is not None}
+    free += [n for n in dict.fromkeys(data.nexts) if isinstance(n, Var) and n not in bound
+             and n not in inner and n not in free]
+    free_active = [x for x in free if x in active]
     b.loc = e.loc
     inits = []
     for k in carried:

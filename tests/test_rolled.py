@@ -399,6 +399,45 @@ def test_loop_that_appends_stays_unrolled():
     check(appends, (1.0,), rolled=False)
 
 
+def found_again(a, b, c):
+    t = 0.3
+    i = 0
+    while i < 39:
+        b = 0.5 * math.tanh(0.5)
+        t = 0.5 * math.tanh(0.5 + c)  # the value of the first iteration, found again
+        i += 1
+    return a + 2.0 * b + 3.0 * c + t
+
+
+def _found_again_ag(a, b, c):
+    t = 0.3
+    i = 0
+    while i < 39:
+        b = 0.5 * anp.tanh(0.5)
+        t = 0.5 * anp.tanh(0.5 + c)
+        i += 1
+    return a + 2.0 * b + 3.0 * c + t
+
+
+def test_carried_value_computed_before_the_loop_gets_its_adjoint():
+    # t's next value in the rolled loop is the outer t of iteration 1: the adjoint
+    # carried for t flows back to it (it was dropped: d/dc was 3.0)
+    check(found_again, (0.3, -0.2, 0.7), wrt=(0, 1, 2), auto=_found_again_ag)
+
+
+def found_again_array(x, c):
+    y = np.sin(x) * c
+    z = x
+    for i in range(25):
+        z = np.sin(x) * c
+    return np.sum(z * y)
+
+
+def test_carried_array_computed_before_the_loop():
+    for wrt in (0, 1):
+        check(found_again_array, (np.linspace(0.0, 1.0, 5), 0.7), wrt=wrt)
+
+
 # -- the code of a rolled loop: callees looked up once, no copies ---------------------------
 
 def test_module_callees_are_bound_before_the_loops_and_values_read_once_are_folded():

@@ -35,7 +35,7 @@ from collections import Counter
 
 import gast
 
-from .ir import COND, EXIT, LOOP, Eqn, Loop, Namer, Program, Var, body_free, loop_of
+from .ir import COND, EXIT, LOOP, Eqn, Loop, Namer, Program, Var, body_free, cond_of, loop_of
 
 __all__ = ["emit_block", "emit_loop", "compile_runner", "hoist_chain"]
 
@@ -125,8 +125,8 @@ def _folds(em, eqns, uses) -> set:
     stores and loads fewer names.  Python then runs a folded operation where its
     reader's statement runs, so an equation is folded only where that changes nothing:
     its reader is a later plain equation of the block and the only reader of its value
-    in the loop; it moves past no nested loop, no ``d_x[i] += g`` (they change arrays in
-    place) and no statement that writes a name it reads (a carried variable written
+    in the loop; it moves past no nested loop or ``if``, no ``d_x[i] += g`` (they change
+    arrays in place) and no statement that writes a name it reads (a carried variable written
     directly); an operation that may raise (a call, ``/``, an item read...) moves only
     past operations that cannot, and a statement holds at most one of them besides its
     own (so they raise in the order they did)."""
@@ -155,9 +155,9 @@ def _folds(em, eqns, uses) -> set:
             s = eqns[k]
             if root[k] == r:
                 continue
-            if loop_of(s) is not None or not _plain(s) and s.out is not None or (
-                    risky and not _pure(s)):
-                ok = False  # a nested loop, a buffer written in place, a raise
+            if loop_of(s) is not None or s.prim is COND or (
+                    not _plain(s) and s.out is not None) or (risky and not _pure(s)):
+                ok = False  # a nested loop or if, a buffer written in place, a raise
                 break
             if s.out is not None and _name(em, s.out) in reads:
                 ok = False  # a carried variable written directly
@@ -195,14 +195,17 @@ def _reads(e) -> tuple:
 
 
 def _runs_user_code(body) -> bool:
-    """Some equation of ``body`` (nested loops included) may run Python code the lowering
+    """Some equation of ``body`` (nested loops and ifs included) may run Python code the lowering
     did not see into: a user's function or rule, a call of an arbitrary object, a method
     or an attribute read (a property).  Reading a global or a closure cell runs none."""
     from .rules import builtins as B
     for e in body:
-        data = loop_of(e)
+        data, cond = loop_of(e), cond_of(e)
         if data is not None:
             if _runs_user_code(data.body):
+                return True
+        elif cond is not None:
+            if _runs_user_code(cond.then) or _runs_user_code(cond.orelse):
                 return True
         elif getattr(e.prim, "user_code", False) or (
                 e.prim.opaque and e.prim is not B.load_global and e.prim is not B.load_cell):

@@ -125,7 +125,8 @@ def reverse_loop(b, e, adj: dict, active: set, owned: dict) -> None:
     # an outer value carried as it is (a next value the body does not compute, e.g. one
     # computed before the loop and found again in it) receives its carried adjoint too
     inner = {d for x in data.body for d in (
-        (x.out,) if loop_of(x) is None else loop_of(x).defines()) if d is not None}
+        (loop_of(x) or cond_of(x)).defines() if x.prim is LOOP or x.prim is COND
+        else (x.out,)) if d is not None}
     free += [n for n in dict.fromkeys(data.nexts) if isinstance(n, Var) and n not in bound
              and n not in inner and n not in free]
     free_active = [x for x in free if x in active]

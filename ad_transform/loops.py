@@ -316,10 +316,12 @@ def _try_roll(lw, s, k, total, item_of, index_of, bounds_of, active=frozenset())
         snap.rewind(lw)
         if not active and same_iteration(b, p0, p1, activity=False):
             # the first iteration made a carried value depend on a wrt input: probe
-            # again with it active from the start
-            return _try_roll(lw, s, k, total, item_of, index_of, bounds_of, frozenset(
-                n for n, p, x, y in zip(p1.names, p1.phis, p0.nexts, p1.nexts)
-                if p in b.active or x in b.active or y in b.active))
+            # again with it active from the start (once: with none to make active, the
+            # probes differ in something else, and probing again would repeat forever)
+            again = frozenset(n for n, p, x, y in zip(p1.names, p1.phis, p0.nexts, p1.nexts)
+                              if p in b.active or x in b.active or y in b.active)
+            if again:
+                return _try_roll(lw, s, k, total, item_of, index_of, bounds_of, again)
         return None
     # the body path is established: run the rest of the loop on concrete values
     start = [b.values[v] if isinstance(v, Var) else v.value for v in p1.nexts]

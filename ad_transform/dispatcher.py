@@ -171,6 +171,11 @@ def fusible(source: str, params) -> "gast.FunctionDef | None":
 swapped: "weakref.WeakSet" = weakref.WeakSet()
 
 
+# Paths longer than this are not fused: fusing saves one call (tens of nanoseconds) and
+# costs a parse and a compile of the path's source again.
+_FUSE_LINES = 200
+
+
 def fuse(d, cache, entry, name, params, check=None, check_names=()) -> None:
     """After a build: fuse the first compiled path of the dispatcher ``d`` (of ``cache``,
     parameters ``params``) into a code object of its own, once; :func:`swap` makes it the
@@ -190,6 +195,8 @@ def fuse(d, cache, entry, name, params, check=None, check_names=()) -> None:
         if d.fused is not None:
             return
         d.fused = False  # tried once
+        if len(entry._lines) > _FUSE_LINES:
+            return  # a long path: the call it saves is nothing beside it, parsing is not
         fdef = fusible(entry.source, [p.name for p in params])
         if fdef is None or set(check_names) & _names(fdef):
             return

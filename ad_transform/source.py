@@ -8,6 +8,7 @@ is cached per code object, so a function is parsed once.
 """
 from __future__ import annotations
 
+import ast
 import inspect
 import linecache
 import weakref
@@ -78,7 +79,8 @@ def _parse(fn, code) -> FunctionSource:
     try:
         # the code object's own lines: inspect.getsourcelines(fn) would follow
         # ``__wrapped__`` to the decorated function and lose a functools.wraps wrapper
-        lines, start = inspect.getsourcelines(code)
+        found = _def_block(code)
+        lines, start = found if found is not None else inspect.getsourcelines(code)
     except (OSError, TypeError) as exc:
         raise SourceUnavailable(
             f"cannot read the source of {name} (defined in {filename}): {exc}. "
@@ -118,6 +120,42 @@ def _parse(fn, code) -> FunctionSource:
         raise SourceUnavailable(f"cannot find the definition of {name} in its source at "
                                 f"{filename}:{start}")
     return FunctionSource(node=node, filename=filename, name=name)
+
+
+_MODULES: dict = {}  # file name -> (its lines, its ast.Module): the last few files read
+
+
+def _def_block(code):
+    """``(lines, first line)`` of the ``def`` whose code is ``code``, found in its file's
+    tree as parsed by Python's own (C) parser: what ``inspect.getsourcelines`` gives,
+    without tokenizing the block in Python (seconds for a 5,000-term expression).
+    ``None`` (inspect then looks) for a lambda, or a file that does not parse whole."""
+    if code.co_name == "<lambda>":
+        return None
+    filename = code.co_filename
+    lines = linecache.getlines(filename)
+    if not lines:
+        return None
+    hit = _MODULES.get(filename)
+    if hit is None or hit[0] is not lines:
+        try:
+            tree = ast.parse("".join(lines))
+        except (SyntaxError, ValueError):
+            return None
+        if len(_MODULES) >= 8:
+            _MODULES.pop(next(iter(_MODULES)))
+        hit = _MODULES[filename] = (lines, tree)
+    first = code.co_firstlineno
+    stack = [hit[1]]  # statements only: a def is a statement, in a body of statements
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == \
+                code.co_name and (node.decorator_list[0].lineno if node.decorator_list
+                                  else node.lineno) == first:
+            return lines[first - 1:node.end_lineno], first
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            stack.extend(getattr(node, field, None) or ())
+    return None
 
 
 def _parse_in_place(lines, start, indent, code):

@@ -122,40 +122,43 @@ def _parse(fn, code) -> FunctionSource:
     return FunctionSource(node=node, filename=filename, name=name)
 
 
-_MODULES: dict = {}  # file name -> (its lines, its ast.Module): the last few files read
-
-
 def _def_block(code):
-    """``(lines, first line)`` of the ``def`` whose code is ``code``, found in its file's
-    tree as parsed by Python's own (C) parser: what ``inspect.getsourcelines`` gives,
-    without tokenizing the block in Python (seconds for a 5,000-term expression).
-    ``None`` (inspect then looks) for a lambda, or a file that does not parse whole."""
+    """``(lines, first line)`` of the ``def`` whose code is ``code``: what
+    ``inspect.getsourcelines`` gives, without tokenizing the block in Python (seconds for
+    a 5,000-term expression).  The block is cut where the indentation returns to the
+    ``def``'s and checked by Python's own parser: it must parse to one ``def`` of that
+    name spanning it.  ``None`` (inspect then looks) for a lambda, or a cut that fails."""
     if code.co_name == "<lambda>":
         return None
-    filename = code.co_filename
-    lines = linecache.getlines(filename)
-    if not lines:
-        return None
-    hit = _MODULES.get(filename)
-    if hit is None or hit[0] is not lines:
-        try:
-            tree = ast.parse("".join(lines))
-        except (SyntaxError, ValueError):
-            return None
-        if len(_MODULES) >= 8:
-            _MODULES.pop(next(iter(_MODULES)))
-        hit = _MODULES[filename] = (lines, tree)
+    lines = linecache.getlines(code.co_filename)
     first = code.co_firstlineno
-    stack = [hit[1]]  # statements only: a def is a statement, in a body of statements
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == \
-                code.co_name and (node.decorator_list[0].lineno if node.decorator_list
-                                  else node.lineno) == first:
-            return lines[first - 1:node.end_lineno], first
-        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
-            stack.extend(getattr(node, field, None) or ())
-    return None
+    if not lines or first > len(lines):
+        return None
+    head = lines[first - 1]
+    indent = len(head) - len(head.lstrip())
+    end = first  # lines[first - 1:end] is the block
+    while end < len(lines) and lines[end].lstrip()[:1] == "@":
+        end += 1  # decorators, then the def line itself
+    end += 1
+    while end < len(lines):
+        line = lines[end]
+        stripped = line.lstrip()
+        if stripped and not stripped.startswith("#") and len(line) - len(stripped) <= indent:
+            break
+        end += 1
+    while end > first and not lines[end - 1].strip():
+        end -= 1
+    block = lines[first - 1:end]
+    text = "".join(ln[indent:] if ln[:indent].isspace() or not indent else ln for ln in block)
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    node = tree.body[0] if len(tree.body) == 1 else None
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or \
+            node.name != code.co_name:
+        return None
+    return block, first
 
 
 def _parse_in_place(lines, start, indent, code):

@@ -432,7 +432,10 @@ def traced_range(lw, start, stop, node):
     rng = range(start, n)
     if len(lw.b.eqns) != before + 1 or not lw.b.eqns[-1].prim.is_guard:
         return rng  # already guarded by value: keep it so
-    key = next(k for k in lw.guarded if k[1] == (stop,) and lw.guarded[k] is not None)
+    from .rules import builtins as B
+    key = (B.guard_eq, (stop,))
+    if lw.guarded.get(key, None) is None:
+        return rng
     expect = lw.guarded.pop(key)  # reads of n inside the loop get guards of their own
     return TracedStop(rng, stop, lw.b.eqns[-1], key, expect)
 

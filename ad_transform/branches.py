@@ -49,7 +49,8 @@ import warnings
 import gast
 import numpy as np
 
-from .ir import COND, Cond, Const, Var, cond_eqn, cond_of
+from .ir import Cond, Const, Var, cond_eqn, cond_of
+from .scope import read_outside
 
 __all__ = ["run_if", "call_allowed", "reverse_cond", "prune_cond", "propagate_cond",
            "Unmerge"]
@@ -243,7 +244,7 @@ def _join(lw, s, before, then_env, else_env):
         if t is old and f is old:
             continue
         if t is _UNBOUND or f is _UNBOUND:
-            if old is _UNBOUND and not _read_outside(lw.src.node, s, name):
+            if old is _UNBOUND and name not in read_outside(lw.src.node, s):
                 dropped.add(name)
                 continue
             raise _NoMerge()  # bound by one branch only, and read after it
@@ -254,19 +255,6 @@ def _join(lw, s, before, then_env, else_env):
             raise _NoMerge()
         joined[name] = (t, f)
     return joined, dropped
-
-
-def _read_outside(fn_node, s, name) -> bool:
-    """``name`` is read somewhere in the function ``fn_node`` outside statement ``s``."""
-    stack = [fn_node]
-    while stack:
-        n = stack.pop()
-        if n is s:
-            continue
-        if isinstance(n, gast.Name) and n.id == name and not isinstance(n.ctx, gast.Store):
-            return True
-        stack.extend(gast.iter_child_nodes(n))
-    return False
 
 
 def _line(lw, s) -> str:
@@ -370,7 +358,3 @@ def prune_cond(e, live: set, prune_block):
                   tuple(data.else_outs[i] for i in keep), tuple(data.outs[i] for i in keep),
                   data.line, data.taken)
     return cond_eqn(pruned, e.loc, e.phase)
-
-
-def is_cond(e) -> bool:
-    return e.prim is COND

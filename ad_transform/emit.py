@@ -24,7 +24,7 @@ from .registers import last_uses, plan_inplace, reuse_names, scatter_printed, wr
 
 __all__ = ["emit", "Emitted"]
 
-from .loops_emit import (_const, _hoistable, _load, _store, emit_block, emit_loop,  # noqa: E402
+from .loops_emit import (_const, _hoistable, _load, _marker, _store, emit_block, emit_loop,  # noqa: E402
                          hoist_chain)  # (loops_emit imports emit lazily)
 
 _BINOPS = {"+": gast.Add, "-": gast.Sub, "*": gast.Mult, "/": gast.Div, "//": gast.FloorDiv,
@@ -248,19 +248,11 @@ class _Emitter:
         branch's statements, each ending by binding the outputs; a source-line comment."""
         data = cond_of(e)
         label = "adjoint of " if e.phase == "adjoint" else ""
-        comments.append(f"{label}{e.loc.place() if e.loc else '?'}: {data.line}  (both branches)")
-        marker = gast.Expr(value=_load(f"__ad_comment_{len(comments) - 1}__"))
+        marker = _marker(comments, f"{label}{e.loc.place() if e.loc else '?'}: {data.line}"
+                                   "  (both branches)")
         arms = []
         for eqns, outs in ((data.then, data.then_outs), (data.orelse, data.else_outs)):
-            stmts, run = [], []
-            for x in eqns + [None]:
-                if x is None or x.prim is COND:
-                    stmts += emit_block(self, run, comments) if run else []
-                    run = []
-                    if x is not None:
-                        stmts += self.cond(x, comments)
-                else:
-                    run.append(x)
+            stmts = emit_block(self, eqns, comments)  # (nested merged ifs come back here)
             for v, a in zip(data.outs, outs):
                 stmts.append(gast.Assign(targets=[_store(self.names.get(v, v.name))],
                                          value=self.atom(a), type_comment=None))
@@ -280,8 +272,7 @@ class _Emitter:
             if key != block and e.loc is not None and e.prim is not LOOP and e.prim is not COND:
                 block = key
                 label = "adjoint of " if e.phase == "adjoint" else ""
-                comments.append(f"{label}{e.loc.place()}: {e.loc.text.strip()}")
-                body.append(gast.Expr(value=_load(f"__ad_comment_{len(comments) - 1}__")))
+                body.append(_marker(comments, f"{label}{e.loc.place()}: {e.loc.text.strip()}"))
             if e.prim is LOOP:  # a rolled loop: its own statements (loops_emit.py)
                 body.extend(emit_loop(self, e, comments))
                 block = None

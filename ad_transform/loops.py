@@ -37,6 +37,7 @@ import numpy as np
 from .errors import LoopRun, PathTooLong
 from .ir import EXIT, LOOP, Const, Eqn, Loop, Var, body_free, value_kind
 from .loops_match import same_iteration
+from .scope import read_outside
 
 __all__ = ["run_for", "run_while", "traced_index_ok", "traced_range", "TracedStop",
            "CannotRoll", "DEFAULT_UNROLL"]
@@ -90,22 +91,6 @@ def _names(node):
             stack.extend(gast.iter_child_nodes(n))
     node._ad_roll_names = (frozenset(assigned - targets), frozenset(targets))
     return node._ad_roll_names
-
-
-def _read_outside(fnode, loop) -> frozenset:
-    """Names the function reads anywhere outside ``loop``'s body."""
-    cache = getattr(loop, "_ad_read_outside", None)
-    if cache is not None and cache[0] is fnode:
-        return cache[1]
-    inside = {id(n) for s in loop.body for n in gast.walk(s)}
-    if isinstance(loop, gast.While):
-        inside.update(id(n) for n in gast.walk(loop.test))
-    body = fnode.body if isinstance(fnode.body, list) else [fnode.body]
-    reads = frozenset(n.id for s in body for n in gast.walk(s)
-                      if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Load)
-                      and id(n) not in inside)
-    loop._ad_read_outside = (fnode, reads)
-    return reads
 
 
 def _carryable(b, v) -> bool:
@@ -240,7 +225,7 @@ def _probe(lw, s, snap, state, index_value, item_of, active=frozenset()):
         nexts.append(v if isinstance(v, Var) else Const(v))
     probe.nexts = tuple(nexts)
     # every other name the body binds: unchanged, or a temporary nothing after reads
-    reads = _read_outside(lw.src.node, s)
+    reads = read_outside(lw.src.node, s)
     for name in (assigned | targets) - set(names):
         before = snap.locals.get(name, _UNBOUND)
         now = lw.scope.locals.get(name, _UNBOUND)
@@ -372,7 +357,7 @@ def _drop_dead(lw, s, p0, p1, start):
     when nothing after the loop reads it or the body leaves it unchanged: after the loop
     it keeps its value from before the loop, which is right or never read."""
     used = set(body_free(p0.body, set()))
-    reads = _read_outside(lw.src.node, s)
+    reads = read_outside(lw.src.node, s)
     keep = [i for i, (name, phi, nxt) in enumerate(zip(p0.names, p0.phis, p0.nexts))
             if phi in used or (nxt is not phi and name in reads)]
     if len(keep) == len(p0.names):

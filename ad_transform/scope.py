@@ -78,6 +78,27 @@ def local_names(node) -> frozenset:
     return node._ad_locals
 
 
+def read_outside(fnode, stmt) -> frozenset:
+    """Names the function ``fnode`` reads outside statement ``stmt``'s own blocks: a
+    loop's body (and a ``while`` test), an ``if`` 's test and both branches.  (A loop's
+    ``else`` runs after it: outside.)  Cached on ``stmt``."""
+    cache = getattr(stmt, "_ad_read_outside", None)
+    if cache is not None and cache[0] is fnode:
+        return cache[1]
+    own = list(stmt.body)
+    if isinstance(stmt, gast.If):
+        own += stmt.orelse
+    if isinstance(stmt, (gast.While, gast.If)):
+        own.append(stmt.test)
+    inside = {id(n) for s in own for n in gast.walk(s)}
+    body = fnode.body if isinstance(fnode.body, list) else [fnode.body]
+    reads = frozenset(n.id for s in body for n in gast.walk(s)
+                      if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Load)
+                      and id(n) not in inside)
+    stmt._ad_read_outside = (fnode, reads)
+    return reads
+
+
 def bind(a, defaults, kwdefaults, args, kwargs, fname) -> dict:
     """Python's argument binding, for interpreter values."""
     pos = [p.id for p in a.posonlyargs + a.args]

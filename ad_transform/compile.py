@@ -205,6 +205,19 @@ def compile_function(emitted: Emitted, label: str, reuse_key=None):
     return fn, source, filename
 
 
+def define(text: str, filename: str, namespace: dict, name: str):
+    """The function ``name`` that Python source ``text`` defines, compiled under
+    ``filename``, whose lines linecache holds while the function lives (so the lowering
+    reads it as it reads the user's code).  It is not left in ``namespace``, its globals:
+    a cache keyed by it must not be held by it."""
+    lines = text.splitlines(True)
+    linecache.cache[filename] = (len(text), None, lines, filename)
+    exec(compile(text, filename, "exec"), namespace)
+    fn = namespace.pop(name)
+    weakref.finalize(fn, _forget, filename, lines)
+    return fn
+
+
 def _forget(filename: str, lines: list) -> None:
     """Drop ``filename`` from linecache, if the entry there is still the one registered."""
     entry = linecache.cache.get(filename)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import inspect
 import itertools
-import linecache
 import weakref
 
 import numpy as np
@@ -30,7 +29,7 @@ from . import ir
 from .builder import Builder
 from .api import _resolve_wrt, gradient
 from .cache import Entry, cache_for
-from .compile import compile_function
+from .compile import compile_function, define
 from .dispatcher import emit_dispatcher
 from .emit import emit
 from .inner import attach, lower_hessian
@@ -68,13 +67,8 @@ def _inner_product_function(fun, grad_f, params, single):
     body = f"    return _vdot(g, {v})\n"
     text = head + body + _VDOT
     filename = f"<ad_transform {fun.__qualname__} hvp #{next(_serial)}>"
-    lines = text.splitlines(True)
-    linecache.cache[filename] = (len(text), None, lines, filename)
-    namespace = {"grad_f": grad_f, "np": np, "fields_of": fields_of}
-    exec(compile(text, filename, "exec"), namespace)
-    h = namespace.pop(f"{base}_hvp")  # not in its own globals: its cache must not hold it
-    weakref.finalize(h, _forget, filename, lines)
-    return h
+    return define(text, filename, {"grad_f": grad_f, "np": np, "fields_of": fields_of},
+                  f"{base}_hvp")
 
 
 # <g, v> for a gradient g and a vector v of the same structure (floats, arrays, and tuples,
@@ -106,12 +100,6 @@ def _vdot(g, v):
         return total
     return g * v
 """
-
-
-def _forget(filename, lines):
-    entry = linecache.cache.get(filename)
-    if entry is not None and len(entry) > 2 and entry[2] is lines:
-        del linecache.cache[filename]
 
 
 def _parameters(fun, wrt):

@@ -1,9 +1,9 @@
 """Transformations called on traced values inside a function being lowered.
 
 ``gradient`` wrappers nest by themselves: the lowering inlines their generated source
-(:mod:`ad_transform.nested`).  ``jacobian``, ``hessian``, ``hvp``, ``jvp``, ``vjp`` and ``forward_derivative`` run
-Python between compiled derivatives (binding arguments, stacking rows), which the
-lowering cannot read; each carries ``__ad_inner__(lw, args, kwargs, node)``, which the
+(:mod:`ad_transform.nested`).  ``jacobian``, ``hessian``, ``hvp``, ``jvp``, ``vjp`` and
+``forward_derivative`` run Python between compiled derivatives (binding arguments,
+stacking rows), which the lowering cannot read; each carries ``__ad_inner__(lw, args, kwargs, node)``, which the
 lowering calls instead (:meth:`ad_transform.lower.Lowerer.call`).  It lowers the
 transformation as the calls of ``gradient`` wrappers it is made of, each inlined
 (forward mode too: correct, though each output element costs one reverse sweep):
@@ -169,8 +169,9 @@ def lower_vjp(lw, fun, args, node):
     path, is the gradient of ``<fun(*args), cotangent>`` with respect to the arguments
     that are numbers or arrays (None for the others), inlined."""
     from .transforms import jacobian
-    wrt = tuple(i for i, a in enumerate(args) if isinstance(a, Var) or isinstance(
-        a, (float, int, np.ndarray)) and not isinstance(a, bool))
+    from .transforms import _is_number  # the arguments vjp differentiates outside too
+    wrt = tuple(i for i, a in enumerate(args)
+                if _is_number(lw.sig(a) if isinstance(a, Var) else a))
     _no_trees(lw, "vjp", args, node)
     value = lw.call(fun, list(args), {}, node)
     if not isinstance(value, (Var, float, int, np.ndarray)):

@@ -28,7 +28,6 @@ import copy
 import dataclasses
 import functools
 import inspect
-import linecache
 import os
 import weakref
 
@@ -40,7 +39,7 @@ from . import pytree as T
 from .api import _LAZY_EQNS, _State, _def_loc, _dump, _resolve_wrt, gradient
 from .api import _finish as _compile_path
 from .cache import Entry, cache_for
-from .compile import compile_function
+from .compile import compile_function, define
 from .dispatcher import emit_dispatcher, fuse, swapped
 from .errors import BadWrt, NonScalarOutput
 from .forward import check_like, extend_entry_guard, forward
@@ -122,10 +121,9 @@ def _spread(fun, n, known):
         text = (f"def {base}({', '.join(names)}):\n"
                 f"    return _fun()({', '.join(names)})\n")
         filename = f"<ad_transform {fun.__qualname__} of {n} arguments>"
-        linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-        namespace = {"_fun": weakref.ref(fun)}  # the adapter must not keep fun alive
-        exec(compile(text, filename, "exec"), namespace)
-        made = known[2][("spread", n)] = namespace.pop(base)
+        # (a weak reference: the adapter must not keep fun alive)
+        made = known[2][("spread", n)] = define(text, filename, {"_fun": weakref.ref(fun)},
+                                                base)
     return made
 
 

@@ -33,6 +33,7 @@ from .lower import lower
 from .reverse import prune, reverse
 from .rules.pytree import build_aux
 from .source import get_source
+from .values import derivative_info
 
 __all__ = ["gradient", "value_and_gradient", "derivative_source"]
 
@@ -230,8 +231,7 @@ def _pipeline(fun, args, wrt, single, with_value, max_eqns, compile_now=True,
     if dump:
         _dump("after reverse and prune", ir.format_program(full))
     suffix = "value_and_grad" if with_value else "grad"
-    inner = getattr(fun, "__ad_transform__", None)
-    inner = inner if hasattr(inner, "root") else None
+    inner = derivative_info(fun)
     base = inner.name if inner is not None else fun.__name__  # f_grad_grad for a nesting
     name = f"{base}_{suffix}" if base.isidentifier() else suffix
     label = f"{fun.__qualname__} {suffix}" + (" (for lowering)" if for_lowering else "")
@@ -405,9 +405,7 @@ def _fuse(cache, entry, name, params):
 def _make(fun, wrt, with_value, maxsize, max_eqns, has_aux=False, unroll=DEFAULT_UNROLL):
     if not callable(fun) or not hasattr(fun, "__code__"):
         raise TypeError(f"gradient needs a Python function, got {fun!r}")
-    inner = getattr(fun, "__ad_transform__", None)
-    if not hasattr(inner, "root"):  # not a gradient: lowered as the call it is (inner.py)
-        inner = None
+    inner = derivative_info(fun)
     sig = inspect.signature(fun)
     params = list(sig.parameters.values())
     wrt_idx, single = _resolve_wrt(fun, params, wrt)

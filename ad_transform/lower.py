@@ -51,7 +51,7 @@ from .pytree import is_tree
 from .rules.pytree import lower_wrt_tree
 from .source import FunctionSource, get_source, loc_of
 from .values import (VarMethod, _Partial, _contains_var, _hashable, _is_user_callable,
-                     _is_user_code, _user_callable_object)
+                     _is_user_code, _user_callable_object, derivative_info)
 
 __all__ = ["lower", "Lowerer", "Closure"]
 
@@ -120,8 +120,7 @@ class Lowerer(Operators, OutsideValues, WriteAliasing, Calls, Containers):
         # a plain function runs as the body; anything else (a bound method, a
         # functools.wraps wrapper, a partial, an object with __call__) is called with
         # the arguments its visible signature binds, and inlined like any call
-        nested = getattr(fn, "__ad_transform__", None)  # a derivative: read its function's
-        nested = nested if hasattr(nested, "root") else None  # (a jacobian: called, inner.py)
+        nested = derivative_info(fn)  # a derivative: read its function's
         # (a function with custom rules is called as the primitive it is, never read)
         custom = nested is None and _hashable(fn) and lookup(fn) is not None
         # a jacobian, hessian, forward_derivative... of ours: called (its hook, inner.py);
@@ -485,7 +484,7 @@ class Lowerer(Operators, OutsideValues, WriteAliasing, Calls, Containers):
             return inner(self, args, kwargs, node)
         if getattr(func, "__ad_transform__", False):
             if has_var:  # a derivative of ours: its generated source is inlined
-                if not hasattr(func.__ad_transform__, "bind"):  # a wrapper of another kind
+                if derivative_info(func) is None:  # a wrapper of another kind
                     raise UnsupportedSyntax(
                         f"{_describe(func)} (made by ad_transform) called on a "
                         "differentiated value: nest gradient, jacobian, hessian, hvp, jvp, "

@@ -99,6 +99,14 @@ def _user_callable_object(v) -> bool:
     return _user_instance(v) and isinstance(call, types.FunctionType) and _is_user_code(call)
 
 
+def derivative_info(fn):
+    """The :class:`~ad_transform.api.Derivative` a ``gradient`` wrapper carries as
+    ``__ad_transform__``, else None (a jacobian's or forward_derivative's flag is
+    ``True``: those are lowered as the calls they are, :mod:`ad_transform.inner`)."""
+    info = getattr(fn, "__ad_transform__", None)
+    return info if hasattr(info, "root") else None
+
+
 def _is_user_callable(v) -> bool:
     """A callable the interpreter must inline (never hand to library code as it is)."""
     if isinstance(v, (Closure, _Partial, VarMethod)):

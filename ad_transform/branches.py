@@ -212,8 +212,8 @@ def run_if(lw, s, test) -> bool:
     taken = bool(lw._fact(test))  # which branch's values continue the path (see above)
     outs, then_outs, else_outs = [], [], []
     for name, (t, f) in joined.items():
-        v = lw.b.new_var(name, lw.sig(t if taken else f) if isinstance(t if taken else f, Var)
-                         else (t if taken else f))
+        now = t if taken else f  # the value this call continues with
+        v = lw.b.new_var(name, lw.sig(now) if isinstance(now, Var) else now)
         if (isinstance(t, Var) and t in then_active) or (isinstance(f, Var) and f in else_active):
             lw.b.active.add(v)
         outs.append(v)

@@ -332,7 +332,7 @@ def _try_roll(lw, s, k, total, item_of, index_of, bounds_of, active=frozenset())
     free = body_free(p0.body, set(p0.phis) | ({p0.index} if p0.index is not None else set()))
     b.loc = lw.loc(s)
     kind, body, bounds = s.__class__.__name__.lower(), p0.body, ()
-    sym = getattr(lw, "rolling_stop", None)
+    sym = lw.rolling_stop
     if total is not None:
         bounds = bounds_of(k, k + seen)
         if sym is not None and not left and k + seen == total and bounds[2] == 1:

@@ -18,15 +18,19 @@ An operation with a VJP rule but no JVP rule raises
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import warnings
 
 import numpy as np
 
 from . import runtime
 from .errors import ADError, MissingRule
 from .builder import Builder, _cse_key
-from .ir import Const, Eqn, Hint, Program, Var, _raw, flat_outputs
+from .ir import (COND, LOOP, Cond, Const, Eqn, Hint, Program, Var, _raw, body_free,
+                 cond_eqn, cond_of, flat_outputs, loop_of)
 from .values import _contains_var
+from .loops_reverse import _activity
 from .reverse import _describe, _owned_grad
 from .rules import builtins as B
 from .rules import forward as F
@@ -34,7 +38,7 @@ from .rules import numpy as N
 from .rules import pytree as P
 from . import pytree as T
 
-__all__ = ["forward", "extend_entry_guard", "check_like"]
+__all__ = ["forward", "extend_entry_guard", "check_like", "Unroll"]
 
 
 def extend_entry_guard(eqns: list, decisions: tuple, inputs: tuple, extra: tuple,
@@ -99,21 +103,7 @@ def forward(prog: Program, values: dict, wrt: tuple, tangents: tuple) -> tuple[P
     if expects:
         eqns, decisions = _after_entry(eqns, decisions, reads.eqns, tuple(expects))
     with b:
-        for e in eqns:
-            b.append(e)
-            if e.out is None:
-                continue
-            if e.prim is not B.call_opaque:  # tangent rules reuse what the primal computed
-                key = _cse_key(e.prim, e.ins, dict(e.params))
-                if key is not None:
-                    b.seen.setdefault(key, e.out)
-            ts = [tan.get(x) if isinstance(x, Var) else None for x in e.ins]
-            if not e.prim.differentiable or all(t is None for t in ts):
-                continue
-            b.loc = e.loc
-            t = _tangent(b, e, ts)
-            if t is not None:
-                tan[e.out] = t
+        _forward_block(b, eqns, tan)
         inputs = tuple(prog.inputs) + tuple(t_inputs)
         shell = dataclasses.replace(prog, inputs=inputs, eqns=b.eqns, outputs=(),
                                     decisions=decisions)
@@ -149,17 +139,223 @@ def _after_entry(eqns: list, decisions: tuple, block: list, expects: tuple):
     """``block`` (whose guards are decisions ``1 .. len(expects)``) put right after the
     entry guard; the later guards renumbered, so guards run in the order of their
     decisions."""
-    m, out, k = len(expects), [], None
-    for e in eqns:
-        if e.prim.is_guard:
-            params = dict(e.params)
-            if params["index"] == 0:
-                k = len(out)
-            else:
-                params["index"] += m
-                e = dataclasses.replace(e, params=tuple(sorted(params.items())))
-        out.append(e)
+    m = len(expects)
+    k = next(i for i, e in enumerate(eqns) if e.prim.is_guard and dict(e.params)["index"] == 0)
+    out = _renumbered(eqns, m)
     return out[:k + 1] + list(block) + out[k + 1:], (decisions[0],) + expects + decisions[1:]
+
+
+def _renumbered(eqns, m: int) -> list:
+    """``eqns`` with every guard's index but the entry guard's moved up by ``m``, also in
+    rolled loops' bodies and merged ifs' branches."""
+    out = []
+    for e in eqns:
+        data, cond = loop_of(e), cond_of(e)
+        if e.prim.is_guard and dict(e.params)["index"] != 0:
+            params = dict(e.params)
+            params["index"] += m
+            e = dataclasses.replace(e, params=tuple(sorted(params.items())))
+        elif data is not None:
+            data = dataclasses.replace(data, body=_renumbered(data.body, m))
+            e = dataclasses.replace(e, params=(("loop", data),))
+        elif cond is not None:
+            cond = dataclasses.replace(cond, then=_renumbered(cond.then, m),
+                                       orelse=_renumbered(cond.orelse, m))
+            e = cond_eqn(cond, e.loc, e.phase)
+        out.append(e)
+    return out
+
+
+def _forward_block(b: Builder, eqns, tan: dict) -> None:
+    """Append ``eqns`` to ``b``, each followed by its tangent; ``tan`` (Var -> tangent)
+    grows with the tangents made.  A rolled loop becomes one loop carrying tangents too
+    (:func:`_forward_loop`), a merged ``if`` one ``if`` binding them (:func:`_forward_cond`)."""
+    for e in eqns:
+        if e.prim is LOOP:
+            _forward_loop(b, e, tan)
+            continue
+        if e.prim is COND:
+            _forward_cond(b, e, tan)
+            continue
+        b.append(e)
+        if e.out is None:
+            continue
+        if e.prim is not B.call_opaque:  # tangent rules reuse what the primal computed
+            key = _cse_key(e.prim, e.ins, dict(e.params))
+            if key is not None:
+                b.seen.setdefault(key, e.out)
+        ts = [tan.get(x) if isinstance(x, Var) else None for x in e.ins]
+        if not e.prim.differentiable or all(t is None for t in ts):
+            continue
+        b.loc = e.loc
+        t = _tangent(b, e, ts)
+        if t is not None:
+            tan[e.out] = t
+
+
+class Unroll(Exception):
+    """A rolled loop's or a merged ``if``'s tangent could not be built on this call's
+    values (an operation of its body has no forward rule, or its rule failed on the
+    values of an iteration or a branch this call did not take): the caller lowers the
+    path again with every loop unrolled, where the error, if it is real, is raised at
+    the iteration it belongs to."""
+
+
+def _tangent_hint(v: Var) -> Hint:
+    return Hint("t_" + v.name, ("t", v.family))
+
+
+def _stand_in(value, out=False):
+    """A value for a tangent whose per-iteration (or per-branch) value is not computed
+    now, of the right type and shape: a NumPy float for a number (so a returned tangent
+    is made a float); for an array, ones (inside a loop's body) or, for a loop's result,
+    a read-only view, so a tangent returned from it is copied (at run time it may be the
+    caller's own tangent, carried through the loop unchanged)."""
+    if isinstance(value, np.ndarray):
+        ones = np.ones(value.shape, dtype=np.result_type(value.dtype, np.float64))
+        return np.broadcast_to(ones, value.shape) if out else ones
+    return np.float64(1.0)
+
+
+def _zero_tangent(b: Builder, x):
+    """A zero tangent shaped like the atom ``x`` (an equation for an array)."""
+    value = b.value(x)
+    if isinstance(value, np.ndarray):
+        return b.record(N.zeros_like, (x,) if isinstance(x, Var) else (value,),
+                        {"dtype": np.float64} if value.dtype.kind != "f" else None,
+                        hint=_tangent_hint(x) if isinstance(x, Var) else "t_zero")
+    return Const(0.0)
+
+
+def _atom(x):
+    return x if isinstance(x, (Var, Const)) else Const(x)
+
+
+def _forward_loop(b: Builder, e, tan: dict) -> None:
+    """A rolled loop and its tangent as one loop: it carries the primal values and the
+    tangents of the active ones (a carried variable is active when its initial value
+    has a tangent or an iteration makes it depend on one: :func:`loops_reverse.propagate`'s
+    fixpoint); its body is the primal body with the tangent equations interleaved,
+    guards and exit test as they are; outer tangents are read from outside the loop."""
+    data = loop_of(e)
+    active = set(tan)
+    flags, _ = _activity(data, active)
+    if not any(flags):
+        b.append(e)
+        return
+    carried = [k for k, f in enumerate(flags) if f]
+    b.loc = e.loc
+    t_inits = []
+    for k in carried:
+        init = data.inits[k]
+        t = tan.get(init) if isinstance(init, Var) else None
+        t_inits.append(_fit(b, t, b.value(init)) if t is not None else _zero_tangent(b, init))
+    t_phis = tuple(b.new_var(_tangent_hint(data.phis[k]), _stand_in(b.value(data.phis[k])))
+                   for k in carried)
+    local = dict(tan)
+    local.update((data.phis[k], t) for k, t in zip(carried, t_phis))
+    saved = b.eqns, b.seen
+    b.eqns, b.seen = [], dict(b.seen)
+    try:
+        with _quiet(True):  # (an iteration's values, and stand-ins for its tangents)
+            _forward_block(b, data.body, local)
+        b.loc = e.loc
+        t_nexts = []
+        for k, phi in zip(carried, t_phis):
+            n = data.nexts[k]
+            t = local.get(n) if isinstance(n, Var) else None
+            t_nexts.append(_fit(b, t, b.value(n)) if t is not None else _zero_tangent(b, phi))
+        body = _drop_dead_tangents(b.eqns, t_nexts)
+    except ADError as exc:
+        raise Unroll() from exc
+    finally:
+        b.eqns, b.seen = saved
+    phis = tuple(data.phis) + t_phis
+    nexts = tuple(data.nexts) + tuple(_atom(t) for t in t_nexts)
+    index = {data.index} if data.index is not None else set()
+    # outer values the body reads, or carries as they are (a next value made outside)
+    free = body_free(body + [Eqn(COND, nexts, None, None)], set(phis) | index)
+    t_outs = tuple(b.new_var(_tangent_hint(data.outs[k]), _stand_in(b.value(data.outs[k]),
+                                                                    out=True))
+                   for k in carried)
+    rolled = dataclasses.replace(data, body=body, phis=phis,
+                                 inits=tuple(data.inits) + tuple(_atom(t) for t in t_inits),
+                                 nexts=nexts, outs=tuple(data.outs) + t_outs, free=tuple(free))
+    stops = [x for x in rolled.bounds if isinstance(x, Var)]
+    ins = [x for x in rolled.inits if isinstance(x, Var)] + list(free) + stops
+    b.append(Eqn(LOOP, tuple(dict.fromkeys(ins)), None, e.loc, (("loop", rolled),), e.phase))
+    tan.update((data.outs[k], t) for k, t in zip(carried, t_outs))
+
+
+def _drop_dead_tangents(body, live_atoms) -> list:
+    """``body`` without the tangent equations nothing reads (every primal equation, guard
+    and exit test stays: the body's path and its errors are the primal loop's)."""
+    live = {x for x in live_atoms if isinstance(x, Var)}
+    kept = []
+    for e in reversed(body):
+        if e.phase == "tangent" and e.out is not None and e.out not in live \
+                and e.prim is not LOOP and e.prim is not COND:
+            continue
+        kept.append(e)
+        live.update(x for x in e.ins if isinstance(x, Var))  # (a loop's, an if's: all)
+    kept.reverse()
+    return kept
+
+
+@contextlib.contextmanager
+def _quiet(on: bool):
+    """Warnings off (``on``) while tangents are computed on values that are not this
+    call's own: a loop body's stand-ins, an untaken branch.  The compiled code, which
+    gives the first call's answer, warns where the values do."""
+    if not on:
+        yield
+        return
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _forward_cond(b: Builder, e, tan: dict) -> None:
+    """A merged ``if`` whose branches read a tangent: each branch gets its tangent
+    equations and binds the tangent of every output that either branch gives one (a
+    zero where its own has none, shaped like the output: one signature per output)."""
+    data = cond_of(e)
+    if not any(isinstance(x, Var) and x in tan for x in e.ins[1:]):
+        b.append(e)
+        return
+    taken = bool(b.value(data.test))
+    saved = b.eqns, b.seen
+    arms = []
+    try:
+        for eqns, outs, is_taken in ((data.then, data.then_outs, taken),
+                                     (data.orelse, data.else_outs, not taken)):
+            b.eqns, b.seen = [], dict(saved[1])
+            local = dict(tan)
+            with _quiet(not is_taken):  # values this call's branch never had
+                _forward_block(b, eqns, local)
+            arms.append([b.eqns, outs, [local.get(a) if isinstance(a, Var) else None
+                                        for a in outs]])
+        active = [i for i in range(len(data.outs)) if any(arm[2][i] is not None
+                                                            for arm in arms)]
+        b.loc = e.loc
+        for arm in arms:
+            b.eqns = arm[0]
+            eqns, outs, ts = arm
+            with _quiet(True):
+                arm[2] = [_atom(_fit(b, ts[i], b.value(outs[i])) if ts[i] is not None
+                                else _zero_tangent(b, outs[i])) for i in active]
+    except ADError as exc:
+        raise Unroll() from exc
+    finally:
+        b.eqns, b.seen = saved
+    pick = arms[0][2] if taken else arms[1][2]
+    t_outs = tuple(b.new_var(_tangent_hint(data.outs[i]), b.value(t))
+                   for i, t in zip(active, pick))
+    merged = Cond(data.test, arms[0][0], tuple(data.then_outs) + tuple(arms[0][2]),
+                  arms[1][0], tuple(data.else_outs) + tuple(arms[1][2]),
+                  tuple(data.outs) + t_outs, data.line, data.taken)
+    b.append(cond_eqn(merged, e.loc, e.phase))
+    tan.update((data.outs[i], t) for i, t in zip(active, t_outs))
 
 
 def _tangent(b: Builder, e, ts):

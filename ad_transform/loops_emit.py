@@ -84,7 +84,8 @@ def emit_block(em, eqns, comments, uses=None) -> list:
         if k in folded:
             em.inline[e.out] = em.expr(e)
             continue
-        key = (e.phase, e.loc.file, e.loc.line, e.loc.trip) if e.loc else (e.phase, None)
+        phase = "adjoint" if e.phase == "adjoint" else "primal"  # tangents: with their line
+        key = (phase, e.loc.file, e.loc.line, e.loc.trip) if e.loc else (phase, None)
         if key != block and e.loc is not None:
             block = key
             label = "adjoint of " if e.phase == "adjoint" else ""

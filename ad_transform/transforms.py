@@ -36,15 +36,17 @@ import numpy as np
 
 from . import ir
 from . import pytree as T
-from .api import _LAZY_EQNS, _State, _def_loc, _dump, _resolve_wrt, gradient
+from .api import _LAZY_EQNS, _NoCyclicGC, _State, _def_loc, _dump, _resolve_wrt, gradient
 from .api import _finish as _compile_path
+from .branches import Unmerge
 from .cache import Entry, cache_for
 from .compile import compile_function, define
 from .dispatcher import emit_dispatcher, fuse, swapped
 from .errors import BadWrt, NonScalarOutput
-from .forward import check_like, extend_entry_guard, forward
+from .forward import Unroll, check_like, extend_entry_guard, forward
 from .inner import attach, lower_jacobian, lower_jvp, lower_vjp
 from .ir import Namer, Var
+from .loops import DEFAULT_UNROLL
 from .lower import lower
 from .runtime import PathMiss
 from .reverse import prune, reverse
@@ -188,13 +190,19 @@ def _dispatcher(fun, key, maxsize, extra_hints, build_path):
     return cache.dispatcher
 
 
-def _finish(fun, full, values, suffix, compile_now):
+def _finish(fun, full, values, suffix, compile_now, args):
     """prune -> verify -> (emit -> compile, now or on the path's second use, as
-    :mod:`ad_transform.cache` decides); the Entry and the first call's result."""
+    :mod:`ad_transform.cache` decides); the Entry and the first call's result (``args``:
+    the call's, for a path with a rolled loop or a merged if, which is compiled now and
+    run for it, as in ``api._pipeline``: the values of a rolled loop's iterations were
+    not kept, and an untaken branch holds values this call never had)."""
     full = prune(full, values)
     ir.verify(full, values)
     name = f"{fun.__name__}_{suffix}" if fun.__name__.isidentifier() else suffix
     finish = functools.partial(_compile_path, name, f"{fun.__qualname__} {suffix}", True)
+    if any(e.prim is ir.LOOP or e.prim is ir.COND for e in full.eqns):
+        fn, filename = finish(full, values)
+        return Entry(fn, full.decisions, filename), fn(*args)
     if compile_now or len(full.eqns) > _LAZY_EQNS:
         fn, filename = finish(full, values)
         entry = Entry(fn, full.decisions, filename)
@@ -213,12 +221,21 @@ def _result(prog, values):
 def _build_forward(wrt, max_eqns):
     def build(fun, args, compile_now=True):
         n = len(args) - len(wrt)
-        prog, values = lower(fun, args[:n], wrt, max_eqns, unroll=0)  # (loops unrolled)
-        if os.environ.get("AD_TRANSFORM_DUMP"):
-            _dump("lowered SSA (primal)", ir.format_program(prog))
-        full, values = forward(prog, values, wrt, args[n:])
-        return _finish(fun, full, values, "jvp", compile_now)
+        with _NoCyclicGC():
+            try:
+                full, values = _forward_path(fun, args, n, wrt, max_eqns, DEFAULT_UNROLL)
+            except Unroll:  # a rolled body's tangent failed: every loop unrolled
+                full, values = _forward_path(fun, args, n, wrt, max_eqns, 0)
+            return _finish(fun, full, values, "jvp", compile_now, args)
     return build
+
+
+def _forward_path(fun, args, n, wrt, max_eqns, unroll):
+    """lower -> forward: loops of ``unroll`` iterations or more rolled (0: none)."""
+    prog, values = lower(fun, args[:n], wrt, max_eqns, unroll=unroll)
+    if os.environ.get("AD_TRANSFORM_DUMP"):
+        _dump("lowered SSA (primal)", ir.format_program(prog))
+    return forward(prog, values, wrt, args[n:])
 
 
 def _forward_dispatcher(fun, wrt_idx, maxsize, max_eqns):
@@ -415,35 +432,45 @@ def _out_leaves(prog, values):
 def _build_vjp(wrt, max_eqns):
     def build(fun, args, compile_now=True):
         n = len(inspect.signature(fun).parameters)
-        prog, values = lower(fun, args[:n], wrt, max_eqns, unroll=0)  # (loops unrolled)
-        leaves = _out_leaves(prog, values)
-        cts = args[n:]
-        likes = [values[y] if isinstance(y, Var) else ir._raw(y) for y in leaves]
-        for like in likes:
-            if not _is_number(like):
-                raise NonScalarOutput(f"{prog.name} returned a {type(like).__name__}; vjp "
-                                      "needs floats, arrays of numbers or trees of them",
-                                      prog.return_loc)
-        if len(cts) != len(leaves):
-            raise ValueError(f"{prog.name} returns {len(leaves)} values; the pullback got "
-                             f"{len(cts)} cotangents")
-        seeds, ct_vars = [], []
-        for y, ct, like in zip(leaves, cts, likes):
-            check_like("cotangent", "the output", ct, like)
-            v = Var(prog.namer.fresh("ct"), ir.value_kind(ct))
-            values[v] = ct
-            ct_vars.append(v)
-            if isinstance(y, Var):
-                seeds.append((y, v))
-        eqns, decisions = extend_entry_guard(prog.eqns, prog.decisions, prog.inputs,
-                                             tuple(ct_vars), values)
-        # inputs of the generated code (after the arguments, so wrt indices stay): the
-        # reverse pass then copies a gradient that would be the caller's cotangent itself
-        prog = dataclasses.replace(prog, eqns=eqns, decisions=decisions,
-                                   inputs=tuple(prog.inputs) + tuple(ct_vars))
-        full, values = reverse(prog, values, wrt, False, False, tuple(seeds))
-        return _finish(fun, full, values, "vjp", compile_now)
+        with _NoCyclicGC():
+            try:
+                return _vjp_path(fun, args, n, wrt, max_eqns, compile_now, DEFAULT_UNROLL)
+            except Unmerge:  # a merged if's adjoint in a rolled body failed: unrolled
+                return _vjp_path(fun, args, n, wrt, max_eqns, compile_now, 0)
     return build
+
+
+def _vjp_path(fun, args, n, wrt, max_eqns, compile_now, unroll):
+    """lower (loops of ``unroll`` iterations or more rolled; 0: none) -> reverse, seeded
+    with the cotangents ``args[n:]``."""
+    prog, values = lower(fun, args[:n], wrt, max_eqns, unroll=unroll)
+    leaves = _out_leaves(prog, values)
+    cts = args[n:]
+    likes = [values[y] if isinstance(y, Var) else ir._raw(y) for y in leaves]
+    for like in likes:
+        if not _is_number(like):
+            raise NonScalarOutput(f"{prog.name} returned a {type(like).__name__}; vjp "
+                                  "needs floats, arrays of numbers or trees of them",
+                                  prog.return_loc)
+    if len(cts) != len(leaves):
+        raise ValueError(f"{prog.name} returns {len(leaves)} values; the pullback got "
+                         f"{len(cts)} cotangents")
+    seeds, ct_vars = [], []
+    for y, ct, like in zip(leaves, cts, likes):
+        check_like("cotangent", "the output", ct, like)
+        v = Var(prog.namer.fresh("ct"), ir.value_kind(ct))
+        values[v] = ct
+        ct_vars.append(v)
+        if isinstance(y, Var):
+            seeds.append((y, v))
+    eqns, decisions = extend_entry_guard(prog.eqns, prog.decisions, prog.inputs,
+                                         tuple(ct_vars), values)
+    # inputs of the generated code (after the arguments, so wrt indices stay): the
+    # reverse pass then copies a gradient that would be the caller's cotangent itself
+    prog = dataclasses.replace(prog, eqns=eqns, decisions=decisions,
+                               inputs=tuple(prog.inputs) + tuple(ct_vars))
+    full, values = reverse(prog, values, wrt, False, False, tuple(seeds))
+    return _finish(fun, full, values, "vjp", compile_now, args)
 
 
 def _is_number(v) -> bool:

@@ -30,7 +30,8 @@ without merging):
 * with ``merge`` (a function's third path on), and in the iterations of a loop that
   :mod:`ad_transform.loops` probes for rolling whenever loops roll: a body whose
   iterations decide an ``if`` differently is then one body, and the loop rolls.
-  Never in forward mode or in derivatives read back (``unroll=0``).
+  Never in derivatives read back (``unroll=0``).  (Forward mode gives a merged
+  ``if`` its tangent: :func:`ad_transform.forward.forward`.)
 
 Concrete values read here: the signatures of the values the branches bind (as
 ``sig`` does), and the test's truth, to continue the path with the values of the

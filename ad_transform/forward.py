@@ -15,6 +15,24 @@ structure is guarded (as the input's is, see ``rules/pytree.py``) and checked on
 the first call to match the input's, and each leaf is read once.
 An operation with a VJP rule but no JVP rule raises
 :class:`~ad_transform.errors.MissingRule` at the user's line.
+
+A rolled loop (:data:`~ad_transform.ir.LOOP`) stays one loop: it carries the
+primal values and the tangents ``t_<name>`` of the active ones (a carried
+value is active when its initial value has a tangent or an iteration makes it
+depend on one: the fixpoint of :func:`ad_transform.loops_reverse.propagate`);
+its body is the primal body, guards and a while loop's exit test unchanged,
+each equation followed by its tangent, in forward order; outer tangents are
+read from outside it; its results get their tangents.  A merged ``if``
+(:data:`~ad_transform.ir.COND`) stays one ``if``: each branch gets its tangent
+equations and binds a tangent for every output that either branch gives one
+(zero, shaped like the output, where its own gives none).  The tangent values
+recorded for a loop's iterations and results are stand-ins of the right type
+and shape (the iterations are not run here): a program with a loop or a merged
+``if`` gets its first answer from its compiled code, and a returned array
+tangent made by a loop is copied (it may be the caller's own tangent).  Where
+the tangent of such a body cannot be built on this call's values (no JVP rule,
+or a rule failing on an untaken branch's values), :class:`Unroll` is raised
+for the caller to lower the path again with every loop unrolled.
 """
 from __future__ import annotations
 

@@ -12,6 +12,19 @@ behind a dispatcher compiled once per ``(function, mode, wrt)``:
   with an input) takes the arguments and one cotangent per output and returns
   the gradients.
 
+Loops that run at least ``DEFAULT_UNROLL`` times stay loops in the generated
+code, as :func:`~ad_transform.gradient`'s do by default (``loops.py``): forward
+mode carries the tangents through a rolled loop (:mod:`ad_transform.forward`),
+and the pullback walks it in reverse (``loops_reverse.py``), so a first call
+costs in proportion to the loop's body, not to its trip count, and a path
+serves every trip count whose iterations take the same body path.  A path with
+a rolled loop or a merged ``if`` is compiled when it is built and run for the
+first call's answer.  Where forward mode cannot build a rolled body's tangent
+(:class:`~ad_transform.forward.Unroll`), or a merged ``if``'s adjoint fails
+(:class:`~ad_transform.branches.Unmerge`), the path is lowered again with every
+loop unrolled.  Derivatives read back while lowering another (``inner.py``,
+``higher.py``) keep every loop unrolled.
+
 Arguments: ``jvp`` and ``vjp`` take them by position and fill the parameters
 after them with their defaults (``()`` and a new ``{}`` for ``*args`` and
 ``**kwargs``); ``jacobian`` binds ``(*args, **kwargs)`` as ``fun`` does;

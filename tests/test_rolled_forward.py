@@ -12,6 +12,7 @@ through ``cache_info()``.
 import math
 import re
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -456,3 +457,75 @@ def test_an_operation_without_a_forward_rule_in_a_rolled_body_is_located():
         e[k] = h
         assert close(g[k], (np.sum(u * no_forward_rule(x + e))
                             - np.sum(u * no_forward_rule(x - e))) / (2 * h), 1e-4)
+
+
+# -- the fuzzer's random programs with every loop of two iterations or more rolled --------
+
+def _copy(a):
+    return np.copy(a) if isinstance(a, np.ndarray) else a
+
+
+def _smooth_directional(f, inputs, ts):
+    """The directional derivative by central differences, or None where two step sizes
+    disagree (a kink or a branch boundary within reach of the steps)."""
+    def at(eps):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            up = f(*[_copy(a) if t is None else a + eps * t for a, t in zip(inputs, ts)])
+            down = f(*[_copy(a) if t is None else a - eps * t for a, t in zip(inputs, ts)])
+        return (float(up) - float(down)) / (2 * eps)
+
+    one, two = at(1e-6), at(1e-5)
+    return one if math.isclose(one, two, rel_tol=1e-4, abs_tol=1e-6) else None
+
+
+@pytest.mark.parametrize("first", [3_000_000, 3_000_030])
+def test_random_programs_with_their_loops_rolled(first, monkeypatch):
+    """tests/fuzz.py's programs (``for``/``while`` loops with ``if``s, ``break``s, arrays),
+    with forward mode and vjp rolling every loop of two iterations or more: the tangent
+    and the pullback against finite differences and against the unrolled gradient
+    (itself checked against finite differences and autograd by tests/test_fuzz.py)."""
+    import fuzz
+    from ad_transform import ADError, gradient, transforms
+    monkeypatch.setattr(transforms, "DEFAULT_UNROLL", 2)
+    rng = np.random.default_rng(first)
+    checked = rolled = 0
+    for s in range(first, first + 30):
+        mod = fuzz.load(fuzz.generate(s), f"rollfwd{s}")
+        wrt = getattr(mod, "WRT", None) or tuple(
+            i for i, t in enumerate(mod.ARGS.values()) if t != "int")
+        for inputs in list(fuzz.draws(mod.ARGS, mod.SEED))[:2]:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    if not np.all(np.isfinite(mod.f(*map(_copy, inputs)))):
+                        continue
+                    grads = gradient(mod.f, tuple(wrt), unroll=0)(*map(_copy, inputs))
+            except Exception:
+                continue  # the primal raises, or gradient refuses: no verdict here
+            ts = tuple((rng.standard_normal(np.shape(a)) if isinstance(a, np.ndarray)
+                        else float(rng.standard_normal())) if i in wrt else None
+                       for i, a in enumerate(inputs))
+            want = sum(float(np.sum(g * ts[i])) for g, i in zip(grads, wrt))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    _, tangent = jvp(mod.f, tuple(map(_copy, inputs)), ts)
+                except ADError:  # refused in forward mode (also unrolled): not a verdict
+                    tangent = None
+                _, pullback = vjp(mod.f, *map(_copy, inputs))
+                got = pullback(1.0)
+            if tangent is not None:
+                np.testing.assert_allclose(float(tangent), want, rtol=1e-7, atol=1e-9,
+                                           err_msg=f"seed {s}:\n{fuzz.generate(s)}")
+                src = forward_derivative(mod.f, wrt=tuple(wrt)).source(
+                    *map(_copy, inputs), *(ts[i] for i in wrt))
+                rolled += "rolled loop" in src
+            for g, i in zip(grads, wrt):
+                np.testing.assert_allclose(got[i], g, rtol=1e-7, atol=1e-9,
+                                           err_msg=f"seed {s}:\n{fuzz.generate(s)}")
+            fd = _smooth_directional(mod.f, inputs, ts)
+            if fd is not None:
+                assert math.isclose(want, fd, rel_tol=1e-3, abs_tol=1e-5), (s, want, fd)
+            checked += 1
+    assert checked > 20 and rolled > 3, (checked, rolled)

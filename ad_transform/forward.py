@@ -224,15 +224,16 @@ def _tangent_hint(v: Var) -> Hint:
 
 
 def _stand_in(value, out=False):
-    """A value for a tangent whose per-iteration (or per-branch) value is not computed
-    now, of the right type and shape: a NumPy float for a number (so a returned tangent
-    is made a float); for an array, ones (inside a loop's body) or, for a loop's result,
-    a read-only view, so a tangent returned from it is copied (at run time it may be the
-    caller's own tangent, carried through the loop unchanged)."""
+    """A value for a tangent whose per-iteration value is not computed now, of the right
+    type and shape: for a number, a float (a NumPy float for a loop's result, so a
+    tangent returned from it is made a Python float); for an array, ones (inside a
+    loop's body) or, for a loop's result, a read-only view, so a tangent returned from
+    it is copied (at run time it may be the caller's own tangent, carried through the
+    loop unchanged)."""
     if isinstance(value, np.ndarray):
         ones = np.ones(value.shape, dtype=np.result_type(value.dtype, np.float64))
         return np.broadcast_to(ones, value.shape) if out else ones
-    return np.float64(1.0)
+    return np.float64(1.0) if out or not isinstance(value, (int, float)) else 1.0
 
 
 def _zero_tangent(b: Builder, x):

@@ -211,6 +211,9 @@ def _finish(fun, full, values, suffix, compile_now, args):
     not kept, and an untaken branch holds values this call never had)."""
     full = prune(full, values)
     ir.verify(full, values)
+    if os.environ.get("AD_TRANSFORM_DUMP"):
+        _dump(f"after the {'forward' if suffix == 'jvp' else 'reverse'} pass and prune",
+              ir.format_program(full))
     name = f"{fun.__name__}_{suffix}" if fun.__name__.isidentifier() else suffix
     finish = functools.partial(_compile_path, name, f"{fun.__qualname__} {suffix}", True)
     if any(e.prim is ir.LOOP or e.prim is ir.COND for e in full.eqns):

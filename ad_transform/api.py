@@ -211,7 +211,10 @@ def _build(fun, args, wrt, single, with_value, max_eqns, compile_now=True,
                 return run(merge=True)
             except Unmerge:  # a merged if's adjoint failed on these values: decide it
                 pass
-        return run()
+        try:
+            return run()
+        except Unmerge:  # one in a rolled loop's body (merged when probed): unrolled
+            return run(unroll=0)
 
 
 def _pipeline(fun, args, wrt, single, with_value, max_eqns, compile_now=True,

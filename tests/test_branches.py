@@ -353,3 +353,39 @@ def test_a_branch_temporary_does_not_stop_the_merge():
     g2 = gradient(temporary_read_later)
     for args in [(0.7, 1.0), (0.7, -1.0), (-1.2, -6.0)]:
         assert_fd(temporary_read_later, args, g2(*args))
+
+
+def piecewise_loop(x, a):
+    s = 0.0
+    for _ in range(40):
+        if x > 0.5:
+            y = x * x
+        else:
+            y = math.sin(x)
+        s = s + y * a
+        x = x * 0.99 + 0.02
+    return s
+
+
+def test_a_merged_if_in_a_rolled_body_whose_adjoint_fails_is_unrolled(monkeypatch):
+    # an if inside a probed loop body is merged on a function's first path too; if its
+    # adjoint cannot be built on these values (simulated), the path is lowered again with
+    # every loop unrolled instead of failing
+    import ad_transform.reverse as R
+    from ad_transform.branches import Unmerge
+
+    calls = []
+    real = R.reverse_cond
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        raise Unmerge()
+
+    monkeypatch.setattr(R, "reverse_cond", failing)
+    g = gradient(piecewise_loop, wrt=(0, 1))
+    got = g(0.3, 1.7)
+    assert calls  # the merged if's adjoint was tried
+    assert "for " not in g.source(0.3, 1.7)  # unrolled: no loop left
+    monkeypatch.setattr(R, "reverse_cond", real)
+    assert_fd(piecewise_loop, (0.3, 1.7), got[0], 0)
+    assert_fd(piecewise_loop, (0.3, 1.7), got[1], 1)

@@ -4,7 +4,9 @@ Guarantees of :func:`get_source`: the returned node is the function's own
 ``FunctionDef`` or ``Lambda``, found from its code object (a ``functools.wraps``
 wrapper is the wrapper's code, never the function it wraps); every node's ``lineno``/``col_offset`` refer to
 the file the function was defined in (not to the dedented snippet); the result
-is cached per code object, so a function is parsed once.
+is cached per code object, so a function is parsed once.  The source is read by
+Python's own parser once and converted to gast nodes by :func:`to_gast`, which makes
+exactly the nodes ``gast.ast_to_gast`` makes.
 """
 from __future__ import annotations
 
@@ -15,10 +17,11 @@ import weakref
 from dataclasses import dataclass
 
 import gast
+import gast.ast3
 
 from .errors import Loc, SourceUnavailable
 
-__all__ = ["FunctionSource", "get_source", "loc_of"]
+__all__ = ["FunctionSource", "get_source", "loc_of", "to_gast"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,11 +79,13 @@ def get_source(fn) -> FunctionSource:
 def _parse(fn, code) -> FunctionSource:
     name = getattr(fn, "__qualname__", getattr(fn, "__name__", "<function>"))
     filename = code.co_filename
+    # the code object's own lines: inspect.getsourcelines(fn) would follow
+    # ``__wrapped__`` to the decorated function and lose a functools.wraps wrapper
+    found = _def_block(code)
+    if found is not None:
+        return FunctionSource(node=to_gast(found), filename=filename, name=name)
     try:
-        # the code object's own lines: inspect.getsourcelines(fn) would follow
-        # ``__wrapped__`` to the decorated function and lose a functools.wraps wrapper
-        found = _def_block(code)
-        lines, start = found if found is not None else inspect.getsourcelines(code)
+        lines, start = inspect.getsourcelines(code)
     except (OSError, TypeError) as exc:
         raise SourceUnavailable(
             f"cannot read the source of {name} (defined in {filename}): {exc}. "
@@ -109,7 +114,7 @@ def _parse(fn, code) -> FunctionSource:
             if getattr(node, "end_lineno", None) is not None:
                 node.end_lineno += start - 1
     if code.co_name == "<lambda>":
-        node = _find_lambda(tree, code)
+        node = _find_lambda(tree.body, code)
     else:
         # the block starts at the function's first line (its decorators): its own def
         # is the first statement, not a same-named def nested in it
@@ -123,11 +128,12 @@ def _parse(fn, code) -> FunctionSource:
 
 
 def _def_block(code):
-    """``(lines, first line)`` of the ``def`` whose code is ``code``: what
-    ``inspect.getsourcelines`` gives, without tokenizing the block in Python (seconds for
-    a 5,000-term expression).  The block is cut where the indentation returns to the
-    ``def``'s and checked by Python's own parser: it must parse to one ``def`` of that
-    name spanning it.  ``None`` (inspect then looks) for a lambda, or a cut that fails."""
+    """The ``def`` whose code is ``code``, as Python's own parser reads it where it stands
+    in its file (an ``ast`` node at its real lines and columns), found without tokenizing
+    the block in Python as ``inspect.getsourcelines`` does (seconds for a 5,000-term
+    expression).  The block is cut where the indentation returns to the ``def``'s; it must
+    parse to one ``def`` of that name.  ``None`` (inspect then looks) for a lambda, or a
+    cut that fails."""
     if code.co_name == "<lambda>":
         return None
     lines = linecache.getlines(code.co_filename)
@@ -148,42 +154,111 @@ def _def_block(code):
         end += 1
     while end > first and not lines[end - 1].strip():
         end -= 1
-    block = lines[first - 1:end]
-    text = "".join(ln[indent:] if ln[:indent].isspace() or not indent else ln for ln in block)
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
-        return None
-    node = tree.body[0] if len(tree.body) == 1 else None
+    body = _parse_lines(lines[first - 1:end], first, indent)
+    node = body[0] if body is not None and len(body) == 1 else None
     if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or \
             node.name != code.co_name:
         return None
-    return block, first
+    return node
 
 
-def _parse_in_place(lines, start, indent, code):
-    """The function's node, parsed from its lines where they stand in their file: blank
-    lines before them (and ``if 1:`` above an indented block) put every node at its real
-    line and column, with no pass over the tree to move them.  ``None`` when that text
-    does not parse (a lambda in the middle of a statement); :func:`_parse` then parses the
-    dedented snippet."""
+def _parse_lines(lines, start, indent):
+    """The statements of ``lines`` (which start at line ``start`` of their file, indented
+    by ``indent``) as Python's parser reads them in place: blank lines before them (and
+    ``if 1:`` above an indented block) put every node at its real line and column, with
+    no pass over the tree to move them.  ``None`` when that text does not parse."""
     if indent and start < 2:
         return None
     head = "\n" * (start - 1) if not indent else "\n" * (start - 2) + "if 1:\n"
     try:
-        tree = gast.parse(head + "".join(lines))
-    except SyntaxError:
+        tree = ast.parse(head + "".join(lines))
+    except (SyntaxError, ValueError):
         return None
-    body = tree.body[0].body if indent and tree.body else tree.body
+    return tree.body[0].body if indent and tree.body else tree.body
+
+
+def _parse_in_place(lines, start, indent, code):
+    """The function's gast node, parsed from its lines where they stand in their file (see
+    :func:`_parse_lines`).  ``None`` when that text does not parse (a lambda in the middle
+    of a statement); :func:`_parse` then parses the dedented snippet."""
+    body = _parse_lines(lines, start, indent)
+    if body is None:
+        return None
     if code.co_name == "<lambda>":
-        return _find_lambda(tree, code)
+        return _find_lambda(to_gast(body), code)
     first = body[0] if body else None
-    return first if isinstance(first, (gast.FunctionDef, gast.AsyncFunctionDef)) \
+    return to_gast(first) if isinstance(first, (ast.FunctionDef, ast.AsyncFunctionDef)) \
         and first.name == code.co_name else None
 
 
-def _find_lambda(tree, code):
+def _find_lambda(stmts, code):
+    """The one lambda among the gast statements ``stmts`` whose parameters are ``code``'s."""
     argnames = list(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])
-    found = [n for n in gast.walk(tree) if isinstance(n, gast.Lambda)
+    found = [n for s in stmts for n in gast.walk(s) if isinstance(n, gast.Lambda)
              and [a.id for a in n.args.posonlyargs + n.args.args + n.args.kwonlyargs] == argnames]
     return found[0] if len(found) == 1 else None  # two look-alike lambdas: ambiguous
+
+
+# -- ast -> gast ----------------------------------------------------------------------------
+# gast.ast_to_gast visits every node through ast.NodeVisitor's dispatch and a generic visitor
+# that builds each node from a dict of its fields: most of the cost of reading a long
+# function.  to_gast makes the same nodes directly for the kinds gast's translator converts
+# generically, and hands every other kind to that translator (whose children come back here).
+
+
+class _Translator(gast.ast3.Ast3ToGAst):
+    """gast's own translator, for the node kinds it converts in a way of its own."""
+
+    def _visit(self, node):
+        return to_gast(node)
+
+
+_TRANSLATOR = _Translator()
+_PLAIN: dict = {}  # ast class -> (gast class, fields, attributes), or None: gast's translator
+_LEAVES: dict = {}  # ast class -> gast class, for the plain kinds with no field nor location
+
+
+def _plain(kind):
+    """How to convert a node of the ``ast`` class ``kind``, when gast's translator does it
+    generically: a gast class of the same name with the same fields, and no visitor of the
+    translator's own for it.  ``None`` otherwise."""
+    if not issubclass(kind, ast.AST):
+        return None
+    target = getattr(gast, kind.__name__, None)
+    if (target is None or hasattr(_Translator, "visit_" + kind.__name__)
+            or tuple(target._fields) != tuple(kind._fields)):
+        return None
+    if not kind._fields and not kind._attributes:  # Load, Store, Add, Mult, ...
+        _LEAVES[kind] = target
+    return target, tuple(kind._fields), tuple(kind._attributes)
+
+
+def to_gast(node):
+    """``gast.ast_to_gast(node)``: the same gast nodes (classes, fields, locations), made
+    in half the time.  ``node`` is an ``ast`` node or a list of them."""
+    kind = type(node)
+    if kind is list:
+        return [to_gast(n) for n in node]
+    try:
+        plain = _PLAIN[kind]
+    except KeyError:
+        plain = _PLAIN[kind] = _plain(kind)
+    if plain is None:
+        return _TRANSLATOR.visit(node) if isinstance(node, ast.AST) else node
+    target, fields, attributes = plain
+    new = target.__new__(target)  # what gast's constructor makes when given no field
+    into = new.__dict__
+    for field in fields:
+        value = getattr(node, field)
+        if type(value) is list:
+            value = [to_gast(n) for n in value]
+        elif isinstance(value, ast.AST):
+            leaf = _LEAVES.get(type(value))
+            value = leaf.__new__(leaf) if leaf is not None else to_gast(value)
+        into[field] = value
+    for attribute in attributes:
+        try:
+            into[attribute] = getattr(node, attribute)
+        except AttributeError:
+            pass
+    return new

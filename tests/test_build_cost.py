@@ -1,16 +1,22 @@
 """What keeps building a path cheap: the equation budget (``max_eqns``) bounds the primal
 path only and reaches every stage, the cyclic garbage collector is off during a build and
-restored after it (also after an error), and source locations share their line's text.
+restored after it (also after an error), source locations share their line's text, and a
+function's source is converted to gast nodes exactly as gast converts it.
 
 Every gradient is compared with central finite differences.
 """
+import ast
 import gc
 import math
+import pathlib
+import sys
 
+import gast
 import pytest
 
 from ad_transform import PathTooLong, UnsupportedSyntax, builder, gradient, ir
 from ad_transform.lower import lower
+from ad_transform.source import to_gast
 from ad_transform.testing import numerical_gradient
 
 
@@ -147,3 +153,91 @@ def test_an_indented_function_keeps_its_real_positions():
     notes = "".join(getattr(exc_info.value, "__notes__", []))
     line = _Holder.method.__code__.co_firstlineno + 3
     assert f"{__file__}:{line}:" in notes and "[][0]" in notes
+
+
+# -- reading the source: to_gast makes exactly gast's nodes ------------------------------
+
+_EVERY_KIND = '''
+import os, sys as system
+from a.b import c as d, e
+@decorator(1, key=2)
+class K(Base, metaclass=M):
+    attr: int = 3
+    async def method(self, /, a, b: "B" = 2, *args, c, d=4, **kwargs) -> None:
+        async with open(a) as f, g:
+            await f
+        async for i in aiter(b):
+            yield i
+        yield from b
+def f(x):  # type: (int) -> int
+    global g
+    def inner():
+        nonlocal x
+        x += 1
+    try:
+        y = [i * 2 for i in range(3) if i if not i]
+    except (TypeError, ValueError) as exc:
+        raise RuntimeError("no") from exc
+    else:
+        del y[0], y[1:2]
+    finally:
+        assert x, f"{x!r:>{10}} and {y}"
+    with a as (b, c):
+        pass
+    while x < 3 <= 4 or x is not None and x not in {1, 2}:
+        x = -x if ~x else +x
+        break
+    else:
+        continue
+    for a, *b in {k: v for k, v in d.items()}:
+        lambda q, *r, s=1, **t: (q, r, s, t)
+    match x:
+        case [1, 2, *rest]: pass
+        case {"k": v, **kw}: pass
+        case Point(x=0, y=_) | None: pass
+        case str() as s if s: pass
+    print(*a, **b, sep=x[1:2, ::3], end=b"bytes")
+    if (n := len(a)) > 1j:
+        return {*a}, ..., True, x @ y // z % w ** v << 1 >> 2 & 3 | 4 ^ 5
+'''
+
+
+def _same_nodes(a, b, where="tree"):
+    """``a`` and ``b`` are the same gast tree: the same classes, fields (in order) and
+    locations, node for node."""
+    assert type(a) is type(b), where
+    if isinstance(a, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _same_nodes(x, y, f"{where}[{i}]")
+    elif isinstance(a, ast.AST):
+        assert list(vars(a)) == list(vars(b)), where
+        for key in vars(a):
+            _same_nodes(getattr(a, key), getattr(b, key), f"{where}.{key}")
+    else:
+        assert a == b or (a != a and b != b), where
+
+
+@pytest.mark.parametrize("path", [None] + sorted(
+    str(p) for d in ("ad_transform", "tests", "examples", "benchmarks")
+    for p in (pathlib.Path(__file__).parent.parent / d).glob("*.py")))
+def test_to_gast_makes_the_nodes_gast_makes(path):
+    text = _EVERY_KIND if path is None else pathlib.Path(path).read_text()
+    if path is None and sys.version_info >= (3, 11):
+        text += "try:\n    pass\nexcept* OSError as group:\n    pass\n"
+    if path is None and sys.version_info >= (3, 12):
+        text += "type Alias[T: int, *Ts, **P] = list[T]\ndef gen[U](u: U) -> U: pass\n"
+    tree = ast.parse(text, type_comments=True)
+    mine, theirs = to_gast(tree), gast.ast_to_gast(ast.parse(text, type_comments=True))
+    assert isinstance(mine, gast.Module)
+    _same_nodes(mine, theirs)
+
+
+def test_to_gast_of_a_long_expression_keeps_its_positions():
+    text = "def f(x, y):\n    return " + " + ".join(f"{i}.5 * x * y" for i in range(2000)) + "\n"
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(before, 20000))  # Python's parser recurses in a long sum
+    try:
+        _same_nodes(to_gast(ast.parse(text)), gast.parse(text))
+    finally:
+        sys.setrecursionlimit(before)

@@ -12,7 +12,7 @@ import weakref
 import gast
 
 from .errors import UnsupportedSyntax
-from .source import FunctionSource
+from .source import FunctionSource, walk
 
 __all__ = ["check"]
 
@@ -29,6 +29,8 @@ _SUPPORTED = {
 }
 _CONTEXTS = (gast.Load, gast.Store, gast.Param, gast.boolop, gast.operator, gast.unaryop,
              gast.cmpop)
+_ASSIGNING = (gast.Assign, gast.AugAssign, gast.AnnAssign, gast.For)  # targets to check
+_KINDS: dict = {}  # node class -> whether it is supported (in _SUPPORTED, or a context)
 
 _NAMES = {
     "Try": "'try' statement", "TryStar": "'try/except*' statement", "With": "'with' statement",
@@ -55,12 +57,15 @@ def check(src: FunctionSource) -> None:
 
 def _check(src: FunctionSource) -> None:
     root = src.node
-    for node in gast.walk(root):
+    for node in walk(root):
         kind = type(node)
-        if kind in _SUPPORTED or isinstance(node, _CONTEXTS):
+        supported = _KINDS.get(kind)
+        if supported is None:
+            supported = _KINDS[kind] = kind in _SUPPORTED or issubclass(kind, _CONTEXTS)
+        if supported:
             if kind is gast.FunctionDef and node is not root and node.decorator_list:
                 _fail(src, node.decorator_list[0], "decorator on a nested function")
-            if kind in (gast.Assign, gast.AugAssign, gast.AnnAssign, gast.For):
+            if kind in _ASSIGNING:
                 targets = node.targets if kind is gast.Assign else [node.target]
                 for t in targets:
                     _check_target(src, t)

@@ -17,6 +17,7 @@ Guarantees:
 """
 from __future__ import annotations
 
+import ast
 import builtins
 import functools
 import types
@@ -51,6 +52,9 @@ class Closure:
         self.__name__ = getattr(node, "name", "<lambda>")
 
 
+_OWN_SCOPE = (gast.Lambda, gast.ListComp, gast.GeneratorExp)  # bind names of their own
+
+
 def local_names(node) -> frozenset:
     """Names a function binds (Python makes them local for its whole body)."""
     cached = getattr(node, "_ad_locals", None)
@@ -61,19 +65,25 @@ def local_names(node) -> frozenset:
     for p in a.posonlyargs + a.args + a.kwonlyargs + [a.vararg, a.kwarg]:
         if p is not None:
             names.add(p.id)
-    body = node.body if isinstance(node.body, list) else [node.body]
-    stack = list(body)
-    while stack:
-        n = stack.pop()
-        if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store):
-            names.add(n.id)
-        if isinstance(n, gast.FunctionDef):
+    nodes = list(node.body) if isinstance(node.body, list) else [node.body]
+    for n in nodes:  # (the loop visits the children it appends)
+        kind = type(n)
+        if kind is gast.Name:
+            if isinstance(n.ctx, gast.Store):
+                names.add(n.id)
+            continue  # (its children: a context, and an annotation only as a parameter)
+        if kind is gast.FunctionDef:
             names.add(n.name)
-            stack.extend(n.args.defaults)
+            nodes.extend(n.args.defaults)
             continue
-        if isinstance(n, (gast.Lambda, gast.ListComp, gast.GeneratorExp)):
+        if kind in _OWN_SCOPE:
             continue
-        stack.extend(gast.iter_child_nodes(n))
+        for field in n._fields:
+            value = getattr(n, field, None)
+            if type(value) is list:
+                nodes.extend([item for item in value if isinstance(item, ast.AST)])
+            elif isinstance(value, ast.AST):
+                nodes.append(value)
     node._ad_locals = frozenset(names)
     return node._ad_locals
 

@@ -21,7 +21,7 @@ import gast.ast3
 
 from .errors import Loc, SourceUnavailable
 
-__all__ = ["FunctionSource", "get_source", "loc_of", "to_gast"]
+__all__ = ["FunctionSource", "get_source", "loc_of", "to_gast", "walk"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -262,3 +262,19 @@ def to_gast(node):
         except AttributeError:
             pass
     return new
+
+
+# -- walking a tree ------------------------------------------------------------------------
+
+
+def walk(node) -> list:
+    """The nodes of the tree under ``node`` (itself first), in ``ast.walk``'s order."""
+    nodes = [node]
+    for node in nodes:  # (the loop visits what it appends: breadth first, as ast.walk)
+        for field in node._fields:
+            value = getattr(node, field, None)
+            if type(value) is list:
+                nodes.extend([item for item in value if isinstance(item, ast.AST)])
+            elif isinstance(value, ast.AST):
+                nodes.append(value)
+    return nodes

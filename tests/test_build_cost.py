@@ -16,7 +16,7 @@ import pytest
 
 from ad_transform import PathTooLong, UnsupportedSyntax, builder, gradient, ir
 from ad_transform.lower import lower
-from ad_transform.source import to_gast
+from ad_transform.source import to_gast, walk
 from ad_transform.testing import numerical_gradient
 
 
@@ -155,7 +155,7 @@ def test_an_indented_function_keeps_its_real_positions():
     assert f"{__file__}:{line}:" in notes and "[][0]" in notes
 
 
-# -- reading the source: to_gast makes exactly gast's nodes ------------------------------
+# -- reading the source: to_gast makes exactly gast's nodes, walk walks them as gast does ---
 
 _EVERY_KIND = '''
 import os, sys as system
@@ -231,6 +231,7 @@ def test_to_gast_makes_the_nodes_gast_makes(path):
     mine, theirs = to_gast(tree), gast.ast_to_gast(ast.parse(text, type_comments=True))
     assert isinstance(mine, gast.Module)
     _same_nodes(mine, theirs)
+    assert list(map(id, walk(mine))) == list(map(id, gast.walk(mine)))  # the fence's walk
 
 
 def test_to_gast_of_a_long_expression_keeps_its_positions():

@@ -244,6 +244,8 @@ def to_gast(node):
     except KeyError:
         plain = _PLAIN[kind] = _plain(kind)
     if plain is None:
+        if kind is ast.Name:
+            return _name(node)
         return _TRANSLATOR.visit(node) if isinstance(node, ast.AST) else node
     target, fields, attributes = plain
     new = target.__new__(target)  # what gast's constructor makes when given no field
@@ -261,6 +263,26 @@ def to_gast(node):
             into[attribute] = getattr(node, attribute)
         except AttributeError:
             pass
+    return new
+
+
+
+_LOCATION = ("lineno", "col_offset", "end_lineno", "end_col_offset")
+
+
+def _name(node):
+    """The gast ``Name`` gast's translator makes of an ``ast.Name`` (its ``visit_Name``, the
+    same in gast 0.6 and 0.7: no annotation nor type comment, the location copied by
+    ``ast.copy_location``), made directly: names are the most common nodes."""
+    new = gast.Name.__new__(gast.Name)
+    into = new.__dict__
+    into["id"] = node.id
+    into["ctx"] = to_gast(node.ctx)
+    into["annotation"] = into["type_comment"] = None
+    where = [getattr(node, attribute, None) for attribute in _LOCATION]
+    if None in where:  # not the parser's: copy_location's own rules for missing values
+        return ast.copy_location(new, node)
+    into.update(zip(_LOCATION, where))
     return new
 
 

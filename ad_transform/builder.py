@@ -72,8 +72,14 @@ class Builder:
     def apply(self, prim: Primitive, ins, params=None, hint: str | None = None):
         """Apply ``prim`` to atoms or raw constants; returns a Var or a raw constant."""
         params = params or {}
-        vals = [self.value(x) for x in ins]
-        if not any(isinstance(x, Var) for x in ins):
+        values, vals, traced = self.values, [], False
+        for x in ins:  # (self.value of each operand, in one pass: this runs per operation)
+            if isinstance(x, Var):
+                vals.append(values[x])
+                traced = True
+            else:
+                vals.append(x.value if isinstance(x, Const) else x)
+        if not traced:
             return prim.impl(*vals, **params)
         folded = _peephole(prim, ins, vals)
         # In user code ``y = x * 1.0`` is a new array (writing into y leaves x alone):
@@ -100,9 +106,16 @@ class Builder:
     def _emit(self, prim, ins, vals, params, hint):
         value = self._run(prim, vals, params)  # unnamed: not a user variable's family
         out = self.new_var(hint, value) if hint else self.new_var(prim.hint, value, ("op", prim.hint))
-        atoms = tuple(x if isinstance(x, (Var, Const)) else Const(x) for x in ins)
-        self.append(Eqn(prim, atoms, out, self.loc, tuple(sorted(params.items())), self.phase))
-        if prim.differentiable and any(isinstance(x, Var) and x in self.active for x in ins):
+        atoms, active = [], False
+        for x in ins:
+            if isinstance(x, Var):
+                atoms.append(x)
+                active = active or x in self.active
+            else:
+                atoms.append(x if isinstance(x, Const) else Const(x))
+        self.append(Eqn(prim, tuple(atoms), out, self.loc, tuple(sorted(params.items())),
+                        self.phase))
+        if active and prim.differentiable:
             self.active.add(out)
         return out
 
@@ -161,11 +174,15 @@ def _cse_key(prim, ins, params):
     Constants are keyed by type and repr, so ``0.0`` and ``-0.0`` (equal, and
     equal-hashing) stay apart.
     """
+    parts = []
+    for x in ins:
+        if isinstance(x, Var):
+            parts.append(x)
+        else:
+            x = _raw(x)
+            parts.append((type(x), repr(x) if isinstance(x, float) else x))
     try:
-        parts = tuple(x if isinstance(x, Var) else
-                      (type(_raw(x)), repr(_raw(x)) if isinstance(_raw(x), float) else _raw(x))
-                      for x in ins)
-        key = (prim, parts, tuple(sorted(params.items())) if params else ())
+        key = (prim, tuple(parts), tuple(sorted(params.items())) if params else ())
         hash(key)
         return key
     except TypeError:

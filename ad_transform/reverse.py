@@ -97,7 +97,8 @@ def reverse(prog: Program, values: dict, wrt: tuple, single: bool,
     outputs, out_tree = flat_outputs((out, ret) if with_value else ret)
     result = dataclasses.replace(
         prog, eqns=b.eqns, outputs=outputs, out_tree=out_tree,
-        adjoints=[(g, x, exact) for g, x, exact in record if isinstance(g, Var) or np.ndim(g)])
+        adjoints=[(g, x, exact) for g, x, exact in record
+                  if isinstance(g, Var) or _shape(g)])  # (a constant number: not checked)
     return result, b.values
 
 

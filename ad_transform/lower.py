@@ -68,6 +68,10 @@ class _Continue(Exception):
     pass
 
 
+_UNSET = object()
+_EVAL: dict = {}  # node class -> the Lowerer method evaluating it (e_<class name>)
+
+
 class Lowerer(Operators, OutsideValues, WriteAliasing, Calls, Containers):
     """The interpreter: runs the user's function on concrete values and records, in
     ``self.b`` (a :class:`~ad_transform.outside._PathBuilder`), one equation per
@@ -395,13 +399,18 @@ class Lowerer(Operators, OutsideValues, WriteAliasing, Calls, Containers):
 
     # -- expressions -----------------------------------------------------------
     def eval(self, node, hint=None):
-        return getattr(self, "e_" + type(node).__name__)(node, hint)
+        kind = type(node)
+        method = _EVAL.get(kind)
+        if method is None:
+            method = _EVAL[kind] = getattr(Lowerer, "e_" + kind.__name__)
+        return method(self, node, hint)
 
     def e_Constant(self, node, hint):
         return node.value
 
     def e_Name(self, node, hint):
-        return self.read_name(node.id, node)
+        found = self.scope.locals.get(node.id, _UNSET)  # a local: resolve's first answer
+        return found if found is not _UNSET else self.read_name(node.id, node)
 
     def read_name(self, name, node):
         """The value of the variable ``name`` (Python's rules:

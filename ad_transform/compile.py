@@ -142,26 +142,57 @@ class _Unparser(astunparse.Unparser):
 
 
 def _to_ast(node):
-    """gast -> ast for the node kinds the emitter builds.
+    """gast -> ast for the node kinds the emitter builds, for the unparser only.
 
     Does what ``gast.gast_to_ast`` does for them, several times faster (a
     long unrolled loop makes thousands of statements): parameters become
-    ``ast.arg``, an except clause's name a string, extra gast fields drop.
+    ``ast.arg``, an except clause's name a string, extra gast fields drop.  A
+    node with no fields (``Load``, ``Add``...) is one shared instance per kind:
+    the tree is printed, never compiled nor changed.
     """
-    if isinstance(node, list):
+    kind = type(node)
+    if kind is list or isinstance(node, list):
         return [_to_ast(n) for n in node]
-    if not isinstance(node, gast.AST):
-        return node
-    kind = type(node).__name__
-    if kind == "Name":
+    how = _HOW.get(kind)
+    if how is None:
+        if not isinstance(node, gast.AST):
+            return node
+        how = _HOW[kind] = _how(kind)
+    if how is _NAME:
         if isinstance(node.ctx, gast.Param):
             return ast.arg(arg=node.id, annotation=None)
         return ast.Name(id=node.id, ctx=_to_ast(node.ctx))
-    if kind == "ExceptHandler":
+    if how is _HANDLER:
         return ast.ExceptHandler(type=_to_ast(node.type), name=node.name and node.name.id,
                                  body=_to_ast(node.body))
-    target = getattr(ast, kind)
-    return target(**{f: _to_ast(getattr(node, f)) for f in target._fields if hasattr(node, f)})
+    target, fields = how
+    if not fields:
+        return target
+    args = {}
+    for field in fields:
+        value = getattr(node, field, _HOW)  # (a field the gast node lacks is left out)
+        if value is _HOW:
+            continue
+        if type(value) is list:
+            value = [_to_ast(n) for n in value]
+        elif isinstance(value, gast.AST):
+            value = _to_ast(value)
+        args[field] = value
+    return target(**args)
+
+
+_NAME, _HANDLER = object(), object()
+_HOW: dict = {}  # gast class -> _NAME, _HANDLER, (an ast instance, ()) or (ast class, fields)
+
+
+def _how(kind):
+    name = kind.__name__
+    if name == "Name":
+        return _NAME
+    if name == "ExceptHandler":
+        return _HANDLER
+    target = getattr(ast, name)
+    return (target(), ()) if not target._fields else (target, tuple(target._fields))
 
 
 def to_source(emitted: Emitted) -> str:

@@ -214,6 +214,10 @@ class _Translator(gast.ast3.Ast3ToGAst):
 
 
 _TRANSLATOR = _Translator()
+# ast.NodeVisitor.visit_Constant hands a constant to visit_Num, visit_Str... when the visitor
+# has one (gast's translator has them on Python 3.7 only), else to generic_visit
+_CONSTANT_VISITOR = getattr(ast.NodeVisitor, "visit_Constant", None)
+_OLD_CONSTANTS = ("Num", "Str", "Bytes", "NameConstant", "Ellipsis")
 _PLAIN: dict = {}  # ast class -> (gast class, fields, attributes), or None: gast's translator
 _LEAVES: dict = {}  # ast class -> gast class, for the plain kinds with no field nor location
 
@@ -225,8 +229,11 @@ def _plain(kind):
     if not issubclass(kind, ast.AST):
         return None
     target = getattr(gast, kind.__name__, None)
-    if (target is None or hasattr(_Translator, "visit_" + kind.__name__)
-            or tuple(target._fields) != tuple(kind._fields)):
+    visitor = getattr(_Translator, "visit_" + kind.__name__, None)
+    if visitor is not None and visitor is _CONSTANT_VISITOR and not any(
+            hasattr(_Translator, "visit_" + old) for old in _OLD_CONSTANTS):
+        visitor = None  # ast.NodeVisitor's own visit_Constant: generic_visit, for gast
+    if target is None or visitor is not None or tuple(target._fields) != tuple(kind._fields):
         return None
     if not kind._fields and not kind._attributes:  # Load, Store, Add, Mult, ...
         _LEAVES[kind] = target

@@ -241,8 +241,10 @@ def _plain(kind):
 
 
 def to_gast(node):
-    """``gast.ast_to_gast(node)``: the same gast nodes (classes, fields, locations), made
-    in half the time.  ``node`` is an ``ast`` node or a list of them."""
+    """``gast.ast_to_gast(node)``: the same gast nodes (classes, fields in their order,
+    locations), made about three times faster.  ``node`` is an ``ast`` node or a list of
+    them.  (tests/test_build_cost.py compares the two on every source file of the
+    project and on a snippet of every node kind.)"""
     kind = type(node)
     if kind is list:
         return [to_gast(n) for n in node]
@@ -271,7 +273,6 @@ def to_gast(node):
         except AttributeError:
             pass
     return new
-
 
 
 _LOCATION = ("lineno", "col_offset", "end_lineno", "end_col_offset")

@@ -113,8 +113,8 @@ class Builder:
                 active = active or x in self.active
             else:
                 atoms.append(x if isinstance(x, Const) else Const(x))
-        self.append(Eqn(prim, tuple(atoms), out, self.loc, tuple(sorted(params.items())),
-                        self.phase))
+        self.append(Eqn(prim, tuple(atoms), out, self.loc,
+                        tuple(sorted(params.items())) if params else (), self.phase))
         if active and prim.differentiable:
             self.active.add(out)
         return out

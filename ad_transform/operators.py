@@ -60,10 +60,10 @@ class Operators:
 
     def binop(self, opcls, left, right, node, hint=None):
         fn = BINOPS[opcls]
-        if _user_instance(self.sig(left) if isinstance(left, Var) else left) or \
-                _user_instance(self.sig(right) if isinstance(right, Var) else right):
-            return self.user_operator(fn, left, right, node, hint)
         lv, rv = isinstance(left, Var), isinstance(right, Var)
+        if _user_instance(self.sig(left) if lv else left) or \
+                _user_instance(self.sig(right) if rv else right):
+            return self.user_operator(fn, left, right, node, hint)
         if not lv and not rv:
             return fn(left, right)  # constants, and list/tuple concatenation
         if isinstance(left, (list, tuple)) or isinstance(right, (list, tuple)):

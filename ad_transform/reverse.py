@@ -116,8 +116,8 @@ def backprop(b: Builder, e, adj: dict, active: set, record: list, owned: dict) -
     g = adj.pop(e.out)
     b.loc = e.loc
     g = _spread(b, e, g, active)
-    params = dict(e.params)
-    ins = [_raw(x) for x in e.ins]
+    params = dict(e.params) if e.params else {}
+    ins = [x.value if isinstance(x, Const) else x for x in e.ins]  # (_raw of each)
     for i, x in enumerate(e.ins):
         if not (isinstance(x, Var) and x in active):
             continue
@@ -295,9 +295,9 @@ def _accumulate(b: Builder, adj: dict, x: Var, contrib, mark: int, owned: dict) 
     adding it: O(size of g) per read, not O(size of x).  Only where the buffer has
     the contribution's shape and dtype, so the sum is the one ``d_x + g_1`` computes.
     """
-    name = _dname(x)
     scatter = _fresh_scatter(b, contrib, mark)
     if x in adj:
+        name = _dname(x)
         acc = adj[x]
         mine = isinstance(acc, Var) and owned.get(acc) is x
         if scatter is not None and mine and _fits(b, acc, scatter):
@@ -315,6 +315,7 @@ def _accumulate(b: Builder, adj: dict, x: Var, contrib, mark: int, owned: dict) 
             adj[x] = b.apply(B.add, (adj[x], contrib), hint=name)
         return
     if isinstance(contrib, Var) and any(e.out is contrib for e in b.eqns[mark:]):
+        name = _dname(x)
         contrib.name = b.namer.fresh(name)  # created by this rule: give it the adjoint's name
         contrib.family = name.family
         if scatter is not None:

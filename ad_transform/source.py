@@ -243,8 +243,8 @@ def _plain(kind):
 def to_gast(node):
     """``gast.ast_to_gast(node)``: the same gast nodes (classes, fields in their order,
     locations), made about three times faster.  ``node`` is an ``ast`` node or a list of
-    them.  (tests/test_build_cost.py compares the two on every source file of the
-    project and on a snippet of every node kind.)"""
+    them.  (tests/test_build_cost.py compares the two on the source files of the
+    package and its examples, and on a snippet of every node kind.)"""
     kind = type(node)
     if kind is list:
         return [to_gast(n) for n in node]

@@ -37,6 +37,7 @@ for the caller to lower the path again with every loop unrolled.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import warnings
 
@@ -57,6 +58,12 @@ from .rules import pytree as P
 from . import pytree as T
 
 __all__ = ["forward", "extend_entry_guard", "check_like", "Unroll"]
+
+# On while a derivative program (the reverse pass's output) is differentiated again
+# (``higher.py``'s rolled Hessian-vector products): an operation with neither a rule
+# nor a zero derivative then raises instead of passing no tangent, since such an
+# operation there is an adjoint helper, not a piecewise constant of the user's code.
+_STRICT = contextvars.ContextVar("ad_transform_forward_strict", default=False)
 
 
 def extend_entry_guard(eqns: list, decisions: tuple, inputs: tuple, extra: tuple,
@@ -203,8 +210,15 @@ def _forward_block(b: Builder, eqns, tan: dict) -> None:
             if key is not None:
                 b.seen.setdefault(key, e.out)
         ts = [tan.get(x) if isinstance(x, Var) else None for x in e.ins]
-        if not e.prim.differentiable or all(t is None for t in ts):
+        if all(t is None for t in ts):
             continue
+        if not e.prim.differentiable and e.prim not in F.JVPS:
+            if e.prim.zero or not _STRICT.get():
+                continue  # as the reverse pass does: no derivative flows through it
+            b.loc = e.loc
+            raise MissingRule(f"{_describe(e.prim)} has no derivative rule, and the "
+                              "derivative being differentiated again reads a tangent "
+                              "through it", e.loc)
         b.loc = e.loc
         t = _tangent(b, e, ts)
         if t is not None:
@@ -255,11 +269,16 @@ def _forward_loop(b: Builder, e, tan: dict) -> None:
     tangents of the active ones (a carried variable is active when its initial value
     has a tangent or an iteration makes it depend on one: :func:`loops_reverse.propagate`'s
     fixpoint); its body is the primal body with the tangent equations interleaved,
-    guards and exit test as they are; outer tangents are read from outside the loop."""
+    guards and exit test as they are; outer tangents are read from outside the loop.
+    Tapes (a derivative program's loops, differentiated again): a primal loop that
+    saves a value with a tangent saves that tangent on a tape of its own (``t_<tape>``),
+    and the adjoint loop that pops the value pops its tangent from it, in step."""
     data = loop_of(e)
-    active = set(tan)
-    flags, _ = _activity(data, active)
-    if not any(flags):
+    popped = {v: tan[t] for v, t in data.pops if t in tan}  # value -> its tangent's tape
+    active = set(tan) | set(popped)
+    flags, inside = _activity(data, active)
+    saved_active = [a for a, _ in data.saves if isinstance(a, Var) and a in inside]
+    if not any(flags) and not popped and not saved_active:
         b.append(e)
         return
     carried = [k for k, f in enumerate(flags) if f]
@@ -271,8 +290,11 @@ def _forward_loop(b: Builder, e, tan: dict) -> None:
         t_inits.append(_fit(b, t, b.value(init)) if t is not None else _zero_tangent(b, init))
     t_phis = tuple(b.new_var(_tangent_hint(data.phis[k]), _stand_in(b.value(data.phis[k])))
                    for k in carried)
+    t_pops = tuple((b.new_var(_tangent_hint(v), _stand_in(b.value(v))), t_tape)
+                   for v, t_tape in popped.items())
     local = dict(tan)
     local.update((data.phis[k], t) for k, t in zip(carried, t_phis))
+    local.update((v, t) for v, (t, _) in zip(popped, t_pops))
     saved = b.eqns, b.seen
     b.eqns, b.seen = [], dict(b.seen)
     try:
@@ -284,7 +306,16 @@ def _forward_loop(b: Builder, e, tan: dict) -> None:
             n = data.nexts[k]
             t = local.get(n) if isinstance(n, Var) else None
             t_nexts.append(_fit(b, t, b.value(n)) if t is not None else _zero_tangent(b, phi))
-        body = _drop_dead_tangents(b.eqns, t_nexts)
+        t_saves = []
+        for a, tape in data.saves:
+            t = local.get(a) if isinstance(a, Var) else None
+            if t is None and isinstance(a, Var) and a in inside:
+                raise MissingRule(f"the tangent of {a.name}, saved on {tape.name}, was "
+                                  "not carried through the loop", e.loc)
+            if t is not None:
+                t_saves.append((t, tape, b.new_var(
+                    Hint("t_" + tape.name, ("t", tape.family)), [])))
+        body = _drop_dead_tangents(b.eqns, t_nexts + [t for t, _, _ in t_saves])
     except ADError as exc:
         raise Unroll() from exc
     finally:
@@ -292,18 +323,24 @@ def _forward_loop(b: Builder, e, tan: dict) -> None:
     phis = tuple(data.phis) + t_phis
     nexts = tuple(data.nexts) + tuple(_atom(t) for t in t_nexts)
     index = {data.index} if data.index is not None else set()
+    bound = set(phis) | index | {v for v, _ in data.pops} | {t for t, _ in t_pops}
+    saves = tuple(data.saves) + tuple((t, t_tape) for t, _, t_tape in t_saves)
     # outer values the body reads, or carries as they are (a next value made outside)
-    free = body_free(body + [Eqn(COND, nexts, None, None)], set(phis) | index)
+    free = body_free(body + [Eqn(COND, nexts + tuple(a for a, _ in saves), None, None)],
+                     bound)
     t_outs = tuple(b.new_var(_tangent_hint(data.outs[k]), _stand_in(b.value(data.outs[k]),
                                                                     out=True))
                    for k in carried)
     rolled = dataclasses.replace(data, body=body, phis=phis,
                                  inits=tuple(data.inits) + tuple(_atom(t) for t in t_inits),
-                                 nexts=nexts, outs=tuple(data.outs) + t_outs, free=tuple(free))
+                                 nexts=nexts, outs=tuple(data.outs) + t_outs, free=tuple(free),
+                                 saves=saves, pops=tuple(data.pops) + t_pops)
     stops = [x for x in rolled.bounds if isinstance(x, Var)]
-    ins = [x for x in rolled.inits if isinstance(x, Var)] + list(free) + stops
+    ins = list(e.ins) + [x for x in rolled.inits if isinstance(x, Var)] + list(free) + stops
+    ins += [t for _, t in t_pops]
     b.append(Eqn(LOOP, tuple(dict.fromkeys(ins)), None, e.loc, (("loop", rolled),), e.phase))
     tan.update((data.outs[k], t) for k, t in zip(carried, t_outs))
+    tan.update((tape, t_tape) for _, tape, t_tape in t_saves)
 
 
 def _drop_dead_tangents(body, live_atoms) -> list:

@@ -18,24 +18,31 @@ tree while lowering (``_vdot`` below), so ``v`` is a tree of the argument's stru
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import itertools
+import os
 import weakref
 
 import numpy as np
 
 from . import ir
 from .builder import Builder
-from .api import _resolve_wrt, gradient
+from .api import _NoCyclicGC, _State, _build, _check_output, _dump, _finish, _resolve_wrt
+from .api import gradient
+from .branches import Unmerge
 from .cache import Entry, cache_for
 from .compile import compile_function, define
 from .dispatcher import emit_dispatcher
 from .emit import emit
+from .errors import ADError
+from .forward import _STRICT, Unroll, forward
 from .inner import attach, lower_hessian
+from .loops import DEFAULT_UNROLL
 from .lower import lower
 from .pytree import fields_of, is_tree
-from .transforms import jacobian
+from .transforms import _dispatcher, jacobian
 from .reverse import prune, reverse
 from .rules import builtins as B
 from .rules import numpy as N
@@ -45,11 +52,18 @@ __all__ = ["hvp", "hessian"]
 _serial = itertools.count(1)
 
 
-def _inner_product_function(fun, grad_f, params, single):
+def _inner_product_function(fun, grad_f, params, single, split=0):
     """``h(*params, v) = <grad_f(*params), v>`` as Python source, compiled under a file
-    name linecache knows (so the lowering reads it as it reads the user's code)."""
+    name linecache knows (so the lowering reads it as it reads the user's code).  With
+    ``split`` (a tuple ``wrt`` of that many arguments), ``v`` is given as that many
+    parameters ``v_0, v_1, ...``, one per ``wrt`` argument."""
     names = {p.name for p in params}
     v = next(n for n in ("v", "v_", "vector", "v_1", "v_2") if n not in names)
+    if split:
+        vs = [f"{v}_{k}" for k in range(split)]
+        while names & set(vs):
+            v += "_"
+            vs = [f"{v}_{k}" for k in range(split)]
     P = inspect.Parameter
     call = []
     for p in params:
@@ -62,9 +76,10 @@ def _inner_product_function(fun, grad_f, params, single):
         else:
             call.append(p.name)
     base = fun.__name__ if fun.__name__.isidentifier() else "f"
-    head = f"def {base}_hvp({', '.join([p.name for p in params] + [v])}):\n"
+    vector = f"({', '.join(vs)},)" if split else v
+    head = f"def {base}_hvp({', '.join([p.name for p in params] + (vs if split else [v]))}):\n"
     head += f"    g = grad_f({', '.join(call)})\n"
-    body = f"    return _vdot(g, {v})\n"
+    body = f"    return _vdot(g, {vector})\n"
     text = head + body + _VDOT
     filename = f"<ad_transform {fun.__qualname__} hvp #{next(_serial)}>"
     return define(text, filename, {"grad_f": grad_f, "np": np, "fields_of": fields_of},
@@ -102,6 +117,81 @@ def _vdot(g, v):
 """
 
 
+class _NotRolled(Exception):
+    """The path keeps no loop rolled (or differentiates a tree): the readback route."""
+
+
+def _rolls(eqns) -> bool:
+    """A rolled loop among ``eqns`` (merged ifs' branches included)."""
+    for e in eqns:
+        if e.prim is ir.LOOP:
+            return True
+        cond = ir.cond_of(e)
+        if cond is not None and (_rolls(cond.then) or _rolls(cond.orelse)):
+            return True
+    return False
+
+
+def _rolled_path(fun, args, wrt_idx, single, max_eqns, merge):
+    """One path of ``hvp(fun)`` as forward over reverse on the IR: ``fun`` lowered with
+    its long loops rolled, its gradient program (``reverse``), and that program's
+    tangent along ``v`` (``forward``, one tangent input per ``wrt`` argument), of which
+    only the tangent is returned.  Every guard of the gradient's path stays, and the
+    entry guard checks the vectors' signatures too.  Compiled now and run for the first
+    call's answer (the loops' iterations were not interpreted).  Raises
+    :class:`_NotRolled` for a path without a rolled loop or with a tree argument, and
+    lets :class:`~ad_transform.forward.Unroll`, :class:`~ad_transform.branches.Unmerge`
+    and every other :class:`~ad_transform.errors.ADError` through: the caller then
+    builds the path by the readback route."""
+    n = len(args) - len(wrt_idx)
+    prog, values = lower(fun, args[:n], wrt_idx, max_eqns, DEFAULT_UNROLL, merge)
+    if prog.trees or not _rolls(prog.eqns):
+        raise _NotRolled()
+    _check_output(prog, values)
+    full, values = reverse(prog, values, wrt_idx, single, False)
+    full = prune(full, values)
+    token = _STRICT.set(True)
+    try:
+        fw, values = forward(full, values, wrt_idx, tuple(args[n:]))
+    finally:
+        _STRICT.reset(token)
+    _, tangent = ir.output_value(fw, lambda x: x)
+    outputs, out_tree = ir.flat_outputs(tangent)
+    fw = prune(dataclasses.replace(fw, outputs=outputs, out_tree=out_tree), values)
+    ir.verify(fw, values)
+    if os.environ.get("AD_TRANSFORM_DUMP"):
+        _dump("hvp: forward over reverse, pruned", ir.format_program(fw))
+    base = fun.__name__ if fun.__name__.isidentifier() else "f"
+    fn, filename = _finish(f"{base}_hvp", f"{fun.__qualname__} hvp", True, fw, values)
+    return Entry(fn, fw.decisions, filename), fn(*args)
+
+
+def _rolled_products(fun, h_split, wrt_idx, single, maxsize, max_eqns):
+    """The compiled Hessian-vector product ``d(*args, *vs)`` (one vector per ``wrt``
+    argument): a path whose loops stay rolled is built by :func:`_rolled_path`, any
+    other by the readback route (the gradient of ``h_split``, the inner product with
+    the generated gradient read back, every loop unrolled), in the same cache.  The
+    cache tries every stored path on a miss (``exhaustive``): the two kinds' guards are
+    not numbered alike, and each path checks all of its own."""
+    fun_ref = weakref.ref(fun)  # (h_split, which the cache is keyed by, holds fun alive)
+    holder = []
+
+    def build(h, args, compile_now=True):
+        merge = holder[0].merge_branches()
+        with _NoCyclicGC():
+            for m in ((True, False) if merge else (False,)):
+                try:
+                    return _rolled_path(fun_ref(), args, wrt_idx, single, max_eqns, m)
+                except (_NotRolled, Unroll, Unmerge, ADError):
+                    continue
+        return _build(h, args, wrt_idx, single, False, max_eqns, compile_now, merge=merge)
+
+    d = _dispatcher(h_split, ("hvp", wrt_idx, max_eqns), maxsize, [], build)
+    d.cache.exhaustive = True
+    holder.append(d.cache)
+    return d
+
+
 def _parameters(fun, wrt):
     """``fun``'s signature and parameters, the indices ``wrt`` names, whether it names one, and ``wrt``
     in the resolved form that :func:`gradient` takes."""
@@ -136,7 +226,8 @@ def hvp(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 200_000):
     dh._inner = h  # keeps the generated h (and so dh's cache) alive with the wrapper
     dh.gradient = dh
     if all(p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty for p in params):
-        return dh  # called as it is: a derivative of ours, so it nests (gradient(hvp(f)))
+        return _rolled_product(fun, grad_f, params, wrt_idx, single, h, dh, maxsize,
+                               max_eqns)
 
     @functools.wraps(fun)
     def product(*args, **kwargs):
@@ -154,11 +245,62 @@ def hvp(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 200_000):
         dh, list(values(args, kwargs)), {}, node))
 
 
-def _hessian_function(fun, grad_f, params, i, maxsize, max_eqns):
+def _rolled_product(fun, grad_f, params, wrt_idx, single, h, dh, maxsize, max_eqns):
+    """``hvp(f)`` for a function of plain positional parameters: called, it runs
+    :func:`_rolled_products` (``.source``, ``.cache_info``, ``.cache_clear`` are its);
+    lowered or nested (``gradient(hvp(f))``, a call on traced values), it is ``dh``,
+    the gradient of ``h`` (its ``__ad_transform__`` and signature)."""
+    k = len(wrt_idx)
+    h_split = h if single else _inner_product_function(fun, grad_f, params, single, k)
+    rolled = _rolled_products(fun, h_split, wrt_idx, single, maxsize, max_eqns)
+    state = _State(fun)  # the rolled paths lower fun itself: its code is checked per call
+    cache, build = rolled.cache, rolled.build
+
+    def split(args):
+        if not args:
+            raise TypeError(f"hvp of {fun.__qualname__} needs the vector v as its last "
+                            "positional argument")
+        if single:
+            return args
+        v = args[-1]
+        if not isinstance(v, (tuple, list)) or len(v) != k:
+            raise TypeError(f"hvp of {fun.__qualname__} with respect to {k} arguments "
+                            f"takes v as a tuple of {k} vectors, one per argument")
+        return tuple(args[:-1]) + tuple(v)
+
+    def product(*args):
+        state.check()
+        return rolled(*split(args))
+
+    def source(*args):
+        """The generated source of the Hessian-vector product for these arguments' path."""
+        state.check()
+        return cache.entry_for(split(args), build).source
+
+    functools.update_wrapper(product, dh)
+    del product.__wrapped__
+    product.__signature__ = inspect.signature(dh)
+    product.__name__ = dh.__name__
+    product.source = source
+    product.cache_info = cache.info
+    product.cache_clear = cache.clear
+    product.gradient = dh  # the readback route: nests, and is inlined when lowered
+    product.rolled = rolled  # called with one value per parameter, then one per vector
+    product.__ad_transform__ = dh.__ad_transform__
+    product._keep = (h, h_split, dh)
+    return product
+
+
+def _hessian_function(fun, grad_f, params, i, maxsize, max_eqns, product=None):
     """The Hessian with respect to the array argument ``i`` as one compiled function per
     path: the gradient program (``grad_f`` lowered, its derivative inlined) computed
     once, then one reverse sweep per unit vector ``e_k`` (the adjoint of
-    ``sum(grad * e_k)``, whose constant seed folds away), the rows stacked."""
+    ``sum(grad * e_k)``, whose constant seed folds away), the rows stacked.
+
+    With ``product`` (the rolled ``hvp``): a path on which ``fun`` keeps a loop rolled
+    is not unrolled into one function; its entry stacks ``product``'s rows instead (an
+    entry with no decisions, which every later call takes too: each row resolves its
+    own path in ``product``'s cache)."""
     root = grad_f.__ad_transform__.root
     chain = ("hessian", grad_f.__ad_transform__.chain)
     cache = cache_for(root, chain, maxsize)
@@ -169,7 +311,17 @@ def _hessian_function(fun, grad_f, params, i, maxsize, max_eqns):
     grad_ref, remake = weakref.ref(grad_f), grad_f.__ad_transform__.remake
     label = f"{fun.__qualname__} hessian"
 
+    fun_ref = weakref.ref(fun)
+    product_ref = weakref.ref(product) if product is not None else None
+
     def build(args, compile_now=True):  # always compiled; holds nothing alive
+        if product_ref is not None and _keeps_loops(fun_ref(), args, i, max_eqns):
+            def stacked(*args):
+                return _stacked_rows(product_ref(), i, len(params), args)
+
+            result = stacked(*args)
+            entry = product_ref().rolled.cache.current  # the source shown: a row's path
+            return Entry(stacked, (), entry.filename if entry is not None else None), result
         prog, values = lower(grad_ref() or remake(), args, (i,), max_eqns, unroll=0)
         (grad,) = prog.outputs
         shape = np.shape(values[prog.inputs[i]])
@@ -206,6 +358,26 @@ def _hessian_function(fun, grad_f, params, i, maxsize, max_eqns):
     return cache.dispatcher, cache, build
 
 
+def _keeps_loops(fun, args, i, max_eqns) -> bool:
+    """``fun``'s path for ``args`` keeps a loop rolled (lowered with the default unroll)."""
+    try:
+        prog, _ = lower(fun, args, (i,), max_eqns, DEFAULT_UNROLL)
+    except ADError:
+        return False  # (the readback route raises what it raises)
+    return _rolls(prog.eqns)
+
+
+def _stacked_rows(product, i, n, args):
+    """The Hessian with respect to the array argument ``i`` as ``product``'s rows."""
+    shape = np.shape(args[i])
+    m = int(np.prod(shape, dtype=int))
+    if m == 0:
+        return np.zeros(shape + shape)
+    units = np.eye(m).reshape((m,) + shape)
+    rows = [product(*args[:n], e) for e in units]
+    return np.stack([_as_float(r) for r in rows]).reshape(shape + shape)
+
+
 def _as_float(x):
     return np.asarray(x, dtype=np.float64)
 
@@ -227,11 +399,13 @@ def hessian(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 200_000):
     product = hvp(fun, wrt, maxsize=maxsize, max_eqns=max_eqns)
 
     dh = product.gradient
+    # the rows: products with the unit vectors, rolled where the path keeps loops rolled
+    hv = product if hasattr(product, "rolled") else dh
     fast = None
     if single and all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params):
         grad_f = gradient(fun, wrt_idx[0], maxsize=maxsize, max_eqns=max_eqns)
         fast, cache, build = _hessian_function(fun, grad_f, params, wrt_idx[0], maxsize,
-                                               max_eqns)
+                                               max_eqns, product if hv is product else None)
         fast_grad = grad_f  # keeps the gradient wrapper (and the fast path's root) alive
 
     tree_hessian = []  # jacobian(gradient(f)), made at the first call with a tree
@@ -263,10 +437,10 @@ def hessian(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 200_000):
             units = np.eye(n).reshape((n,) + s) if s else [1.0]
             for e in units:  # views of one identity matrix, each of the argument's shape
                 if single:
-                    rows[i].append(dh(*vals, e))
+                    rows[i].append(hv(*vals, e))
                 else:
                     v = tuple(e if j == i else zeros[j] for j in range(len(shapes)))
-                    rows[i].append(dh(*vals, v))
+                    rows[i].append(hv(*vals, v))
         blocks = []
         for i, si in enumerate(shapes):
             line = []

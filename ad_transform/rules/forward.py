@@ -297,3 +297,20 @@ def _prod_vjp(ts, ans, g, x, axis=None, keepdims=False):
 defjvp(N.prod_vjp, _prod_vjp)
 for _prim in (B.log_or_zero, N.log_or_zero):  # log, elementwise
     defjvp(_prim, diagonal(_prim))
+
+
+def _add_at(ts, ans, out, idx, g):
+    """``_rt.add_at(out, idx, g)`` (``out[idx] += g`` into an adjoint buffer): linear in
+    ``out`` and ``g`` together.  The tangent is a new array (``t_out`` plus ``t_g``
+    scattered into zeros, repeated indices added), never written into in place: ``t_out``
+    may be another tangent's value as well."""
+    from .runtime import _float_dtype
+    t_out, t_g = ts[0], ts[2]
+    if t_g is None:
+        return t_out
+    scatter = N.getitem_vjp(t_g, np.shape(value_of(out)), _float_dtype(out), idx)
+    return scatter if t_out is None else t_out + scatter
+
+
+for _prim in (N.add_at, N.add_at_repeated):
+    defjvp(_prim, _add_at)

@@ -279,6 +279,8 @@ def _forward_loop(b: Builder, e, tan: dict) -> None:
     flags, inside = _activity(data, active)
     saved_active = [a for a, _ in data.saves if isinstance(a, Var) and a in inside]
     if not any(flags) and not popped and not saved_active:
+        if _STRICT.get():
+            _refuse_unknown(data.body, inside, e.loc)
         b.append(e)
         return
     carried = [k for k, f in enumerate(flags) if f]
@@ -341,6 +343,24 @@ def _forward_loop(b: Builder, e, tan: dict) -> None:
     b.append(Eqn(LOOP, tuple(dict.fromkeys(ins)), None, e.loc, (("loop", rolled),), e.phase))
     tan.update((data.outs[k], t) for k, t in zip(carried, t_outs))
     tan.update((tape, t_tape) for _, tape, t_tape in t_saves)
+
+
+def _refuse_unknown(eqns, active: set, loc) -> None:
+    """In a derivative program differentiated again (``_STRICT``): an operation of a
+    loop body left as it is (no carried value active) that has neither a rule nor a
+    zero derivative and reads an active value raises :class:`Unroll` (the activity
+    analysis passes no tangent through it, which would be a silent zero)."""
+    for e in eqns:
+        data, cond = loop_of(e), cond_of(e)
+        if data is not None:
+            _refuse_unknown(data.body, _activity(data, active)[1], loc)
+        elif cond is not None:
+            _refuse_unknown(cond.then, active, loc)
+            _refuse_unknown(cond.orelse, active, loc)
+        elif e.out is not None and not e.prim.differentiable and not e.prim.zero \
+                and e.prim not in F.JVPS and any(isinstance(x, Var) and x in active
+                                                 for x in e.ins):
+            raise Unroll()
 
 
 def _drop_dead_tangents(body, live_atoms) -> list:

@@ -18,6 +18,7 @@ tree while lowering (``_vdot`` below), so ``v`` is a tree of the argument's stru
 """
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import functools
 import inspect
@@ -291,16 +292,16 @@ def _rolled_product(fun, grad_f, params, wrt_idx, single, h, dh, maxsize, max_eq
     return product
 
 
-def _hessian_function(fun, grad_f, params, i, maxsize, max_eqns, product=None):
+def _hessian_function(fun, grad_f, params, i, maxsize, max_eqns, rolls=False):
     """The Hessian with respect to the array argument ``i`` as one compiled function per
     path: the gradient program (``grad_f`` lowered, its derivative inlined) computed
     once, then one reverse sweep per unit vector ``e_k`` (the adjoint of
     ``sum(grad * e_k)``, whose constant seed folds away), the rows stacked.
 
-    With ``product`` (the rolled ``hvp``): a path on which ``fun`` keeps a loop rolled
-    is not unrolled into one function; its entry stacks ``product``'s rows instead (an
-    entry with no decisions, which every later call takes too: each row resolves its
-    own path in ``product``'s cache)."""
+    With ``rolls`` (``hvp`` keeps loops rolled): a path on which ``fun`` keeps a loop
+    rolled is not unrolled into one function; its entry stacks the rows of the ``hvp``
+    the calling wrapper sets in ``_ROWS`` (an entry with no decisions, which every later
+    call takes too: each row resolves its own path in that ``hvp``'s cache)."""
     root = grad_f.__ad_transform__.root
     chain = ("hessian", grad_f.__ad_transform__.chain)
     cache = cache_for(root, chain, maxsize)
@@ -312,15 +313,14 @@ def _hessian_function(fun, grad_f, params, i, maxsize, max_eqns, product=None):
     label = f"{fun.__qualname__} hessian"
 
     fun_ref = weakref.ref(fun)
-    product_ref = weakref.ref(product) if product is not None else None
 
     def build(args, compile_now=True):  # always compiled; holds nothing alive
-        if product_ref is not None and _keeps_loops(fun_ref(), args, i, max_eqns):
-            def stacked(*args):
-                return _stacked_rows(product_ref(), i, len(params), args)
+        if rolls and _ROWS.get() is not None and _keeps_loops(fun_ref(), args, i, max_eqns):
+            def stacked(*args):  # the hvp of the hessian wrapper calling (the cache is shared)
+                return _stacked_rows(_ROWS.get(), i, len(params), args)
 
             result = stacked(*args)
-            entry = product_ref().rolled.cache.current  # the source shown: a row's path
+            entry = _ROWS.get().rolled.cache.current  # the source shown: a row's path
             return Entry(stacked, (), entry.filename if entry is not None else None), result
         prog, values = lower(grad_ref() or remake(), args, (i,), max_eqns, unroll=0)
         (grad,) = prog.outputs
@@ -356,6 +356,10 @@ def _hessian_function(fun, grad_f, params, i, maxsize, max_eqns, product=None):
         emitted = emit_dispatcher(name, params, cache.slot, cache, build)
         cache.dispatcher, _, _ = compile_function(emitted, f"{name} dispatcher")
     return cache.dispatcher, cache, build
+
+
+# the hvp whose rows a hessian's stacked entry takes: set by the hessian wrapper calling
+_ROWS = contextvars.ContextVar("ad_transform_hessian_rows", default=None)
 
 
 def _keeps_loops(fun, args, i, max_eqns) -> bool:
@@ -405,7 +409,7 @@ def hessian(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 200_000):
     if single and all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params):
         grad_f = gradient(fun, wrt_idx[0], maxsize=maxsize, max_eqns=max_eqns)
         fast, cache, build = _hessian_function(fun, grad_f, params, wrt_idx[0], maxsize,
-                                               max_eqns, product if hv is product else None)
+                                               max_eqns, hv is product)
         fast_grad = grad_f  # keeps the gradient wrapper (and the fast path's root) alive
 
     tree_hessian = []  # jacobian(gradient(f)), made at the first call with a tree
@@ -419,7 +423,11 @@ def hessian(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 200_000):
             ba.apply_defaults()
             vals = [ba.arguments[p.name] for p in params]
         if fast is not None and type(vals[wrt_idx[0]]) is np.ndarray:
-            return fast(*vals)  # one compiled function: the gradient once, n sweeps
+            token = _ROWS.set(product)
+            try:
+                return fast(*vals)  # one compiled function: the gradient once, n sweeps
+            finally:
+                _ROWS.reset(token)
         if any(is_tree(vals[i]) for i in wrt_idx):  # blocks nested as the trees are
             if not tree_hessian:
                 tree_hessian.append(jacobian(gradient(fun, wrt, maxsize=maxsize,
@@ -459,7 +467,12 @@ def hessian(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 200_000):
             """The generated Hessian of the path these arguments take (an array ``wrt``)."""
             ba = sig.bind(*args, **kwargs)
             ba.apply_defaults()
-            return cache.entry_for(tuple(ba.arguments[p.name] for p in params), build).source
+            token = _ROWS.set(product)
+            try:
+                return cache.entry_for(tuple(ba.arguments[p.name] for p in params),
+                                       build).source
+            finally:
+                _ROWS.reset(token)
 
         hess.source = source
         hess.cache_info, hess.cache_clear = cache.info, cache.clear

@@ -27,7 +27,9 @@ __all__ = ["propagate", "reverse_loop"]
 
 
 def propagate(eqns, active: set) -> None:
-    """Add to ``active`` every variable of ``eqns`` that depends on an active one."""
+    """Add to ``active`` every variable of ``eqns`` that depends on an active one (through
+    an operation with a derivative rule: a VJP rule, or, for the adjoint helpers of a
+    derivative program differentiated again, such as ``_rt.add_at``, a JVP rule)."""
     for e in eqns:
         data = loop_of(e)
         if data is not None:
@@ -35,9 +37,20 @@ def propagate(eqns, active: set) -> None:
             active.update(o for o, f in zip(data.outs, flags) if f)
         elif e.prim is COND:  # a merged if (branches.py)
             propagate_cond(e, active, propagate)
-        elif e.out is not None and e.prim.differentiable and any(
+        elif e.out is not None and (e.prim.differentiable or e.prim in _tangent_rules()) and any(
                 isinstance(x, Var) and x in active for x in e.ins):
             active.add(e.out)
+
+
+_JVPS: list = []
+
+
+def _tangent_rules() -> dict:
+    """The JVP rules (``rules/forward.py``; imported on first use)."""
+    if not _JVPS:
+        from .rules.forward import JVPS
+        _JVPS.append(JVPS)
+    return _JVPS[0]
 
 
 def _activity(data: Loop, active: set):

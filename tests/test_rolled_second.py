@@ -1,0 +1,275 @@
+"""Second derivatives keep long loops rolled (issues 8 and 9).
+
+``hvp`` and ``hessian`` build a path whose function keeps a loop rolled as forward
+over reverse on the IR: the gradient program (``reverse``, its adjoint loops
+walking tapes) and its tangent (``forward``: the primal loop saves the tangents it
+carries on tapes of their own, the adjoint loop pops them in step).  Every product
+here is compared with central finite differences of the gradient along ``v``, with
+the readback route (``hvp(f).gradient``: the generated gradient read back with
+every loop unrolled), and, for arrays, with itself transposed
+(``<H v, u> == <v, H u>``: the Hessian is symmetric).  The shape of the generated
+code is checked through ``.source()``, the number of compiled paths through
+``cache_info()``.
+"""
+import math
+import re
+
+import numpy as np
+import pytest
+
+from ad_transform import gradient, hessian, hvp
+from ad_transform.loops import DEFAULT_UNROLL
+
+RNG = np.random.default_rng(29)
+
+
+def close(a, b, rtol=1e-5, atol=1e-7):
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return a.shape == b.shape and np.allclose(a, b, rtol=rtol, atol=atol)
+
+
+def code_lines(src):
+    return "\n".join(l for l in src.splitlines() if not l.strip().startswith("#"))
+
+
+def loops_in(src) -> int:
+    return len(re.findall(r"^\s*(?:for|while) ", code_lines(src), re.M))
+
+
+def _leaves(x):
+    return list(x) if isinstance(x, tuple) else [x]
+
+
+def fd_grad(f, args, wrt, v, eps=1e-6):
+    """(grad f(args + eps v) - grad f(args - eps v)) / 2 eps, one entry per wrt."""
+    g = gradient(f, wrt)
+    idx = wrt if isinstance(wrt, tuple) else (wrt,)
+    vs = _leaves(v) if isinstance(wrt, tuple) else [v]
+
+    def at(sign):
+        moved = list(args)
+        for i, t in zip(idx, vs):
+            moved[i] = args[i] + sign * eps * np.asarray(t) if np.ndim(t) else \
+                args[i] + sign * eps * t
+        return _leaves(g(*moved)) if isinstance(wrt, tuple) else [g(*moved)]
+
+    up, down = at(1.0), at(-1.0)
+    out = [(np.asarray(u, float) - np.asarray(d, float)) / (2 * eps) for u, d in zip(up, down)]
+    return tuple(out) if isinstance(wrt, tuple) else out[0]
+
+
+def check_hvp(f, args, wrt, v, rtol=1e-5, atol=1e-6):
+    """hvp against finite differences of the gradient and the readback route; returns
+    the product and its source."""
+    product = hvp(f, wrt)
+    got = product(*args, v)
+    ref = product.gradient(*args, v)  # the readback route: every loop unrolled
+    fd = fd_grad(f, args, wrt, v)
+    for g, r, d in zip(_leaves(got) if isinstance(wrt, tuple) else [got],
+                       _leaves(ref) if isinstance(wrt, tuple) else [ref],
+                       _leaves(fd) if isinstance(wrt, tuple) else [fd]):
+        assert type(g) is type(r) or (isinstance(g, np.ndarray) and isinstance(r, np.ndarray))
+        assert close(g, r, 1e-9, 1e-12), (g, r)
+        assert close(g, d, rtol, atol), (g, d)
+    return got, product.source(*args, v)
+
+
+def dot(a, b):
+    return sum(float(np.sum(np.asarray(x, float) * np.asarray(y, float)))
+               for x, y in zip(_leaves(a), _leaves(b)))
+
+
+# -- a scalar recurrence ------------------------------------------------------------------------
+
+def recurrence(x, a, n):
+    for _ in range(n):
+        x = math.sin(x) * a + 0.1 * x
+    return x
+
+
+@pytest.mark.parametrize("n", [DEFAULT_UNROLL, 37, 200])
+def test_hvp_of_a_rolled_recurrence(n):
+    got, src = check_hvp(recurrence, (1.0, 0.9, n), (0, 1), (1.0, -0.5))
+    assert loops_in(src) == 2 and "_tape" in src, src  # the primal loop and its adjoint
+    check_hvp(recurrence, (0.3, 1.2, n), 0, 0.7)
+    check_hvp(recurrence, (0.3, 1.2, n), 1, -1.3)
+
+
+def test_trip_counts_share_one_path_and_the_source_does_not_grow():
+    product = hvp(recurrence, wrt=(0, 1))
+    for n in (20, 50, 400):
+        got = product(1.0, 0.9, n, (0.5, 1.0))
+        assert close(got, fd_grad(recurrence, (1.0, 0.9, n), (0, 1), (0.5, 1.0)), 1e-5, 1e-6)
+    assert product.cache_info().currsize == 1
+    short, long_ = product.source(1.0, 0.9, 20, (1.0, 0.0)), product.source(1.0, 0.9, 5000,
+                                                                           (1.0, 0.0))
+    assert short == long_ and len(short.splitlines()) < 100
+
+
+def test_hessian_of_a_rolled_recurrence_is_symmetric():
+    h = hessian(recurrence, wrt=(0, 1))
+    for n in (30, 300):
+        (hxx, hxa), (hax, haa) = h(0.7, 0.95, n)
+        assert all(type(b) is float for b in (hxx, hxa, hax, haa))
+        assert close(hxa, hax, 1e-10, 1e-12)
+        col_x = fd_grad(recurrence, (0.7, 0.95, n), (0, 1), (1.0, 0.0))
+        col_a = fd_grad(recurrence, (0.7, 0.95, n), (0, 1), (0.0, 1.0))
+        assert close((hxx, hax), col_x, 1e-5, 1e-6) and close((hxa, haa), col_a, 1e-5, 1e-6)
+    assert close(hessian(recurrence)(0.7, 0.95, 300),
+                 hvp(recurrence).gradient(0.7, 0.95, 300, 1.0), 1e-9)
+
+
+def test_short_loops_take_the_readback_route():
+    product = hvp(recurrence, wrt=0)
+    got, src = check_hvp(recurrence, (1.0, 0.9, DEFAULT_UNROLL - 1), 0, 1.0)
+    assert loops_in(src) == 0
+
+
+# -- while loops ----------------------------------------------------------------------------------
+
+def shrink(x, a):
+    s = 0.0
+    while x > 0.05:
+        s = s + math.sin(a * x) * x
+        x = x * 0.8
+    return s * a
+
+
+def test_hvp_of_a_while_loop_whose_trip_count_varies():
+    product = hvp(shrink, wrt=(0, 1))
+    trips = set()
+    for x0, a in ((3.0, 0.7), (10.0, 0.4), (40.0, 1.1), (0.9, 2.0)):
+        check_hvp(shrink, (x0, a), (0, 1), (1.0, 0.3), 1e-4)
+        got = product(x0, a, (0.2, -1.0))
+        assert close(got, fd_grad(shrink, (x0, a), (0, 1), (0.2, -1.0)), 1e-4, 1e-6)
+        trips.add(math.ceil(math.log(0.05 / x0) / math.log(0.8)))
+    assert len(trips) > 2
+    rolled = [x0 for x0 in (3.0, 10.0, 40.0) if loops_in(product.source(x0, 0.7, (1.0, 0.0)))]
+    assert rolled == [3.0, 10.0, 40.0]
+    assert product.cache_info().currsize <= 2  # one rolled path (and the short one)
+
+
+# -- branches in the body -------------------------------------------------------------------------
+
+def bang(x, a, n):
+    for i in range(n):
+        if x > 0.0:
+            x = x * a - 0.3
+        else:
+            x = math.sin(x) * a + 0.05
+    return x
+
+
+def test_merged_if_in_a_rolled_body():
+    product = hvp(bang, wrt=(0, 1))
+    for x0 in (2.0, -1.0, 5.0, 0.4):  # after three paths the ifs are merged
+        check_hvp(bang, (x0, 0.8, 60), (0, 1), (1.0, 0.5), 1e-4)
+        product(x0, 0.8, 60, (1.0, 0.5))
+    src = product.source(2.0, 0.8, 60, (1.0, 0.5))
+    assert loops_in(src) == 2 and "(both branches)" in src, src
+
+
+def _down(x, a):
+    return x - 0.1 * a * (1.0 + x * x) ** 0.5
+
+
+def _up(x, a):
+    return 0.9 * x - 0.01 * a
+
+
+def sign_change(x, a, n):
+    for i in range(n):
+        if x > 0.0:  # inlined helpers: each iteration's decision is guarded
+            x = _down(x, a)
+        else:
+            x = _up(x, a)
+    return x * x
+
+
+def test_a_guard_failing_mid_loop_takes_another_path():
+    product = hvp(sign_change, wrt=(0, 1))
+    # from 3.0 the sign changes near iteration 25; from 1.0 earlier; from 9.0 never
+    for x0 in (3.0, 1.0, 9.0, 3.0):
+        got = product(x0, 1.0, 80, (1.0, 0.25))
+        assert close(got, fd_grad(sign_change, (x0, 1.0, 80), (0, 1), (1.0, 0.25)), 1e-4, 1e-6)
+        assert close(got, product.gradient(x0, 1.0, 80, (1.0, 0.25)), 1e-9, 1e-12)
+    assert loops_in(product.source(3.0, 1.0, 80, (1.0, 0.25))) >= 2
+
+
+# -- arrays -----------------------------------------------------------------------------------------
+
+def rnn(h, W, b, n):
+    for _ in range(n):
+        h = np.tanh(W @ h + b)
+    return np.sum(h * h)
+
+
+def test_array_carried_values():
+    h, W, b = RNG.standard_normal(4), 0.5 * RNG.standard_normal((4, 4)), RNG.standard_normal(4)
+    vh, vW, vb = RNG.standard_normal(4), RNG.standard_normal((4, 4)), RNG.standard_normal(4)
+    uh, uW, ub = RNG.standard_normal(4), RNG.standard_normal((4, 4)), RNG.standard_normal(4)
+    got, src = check_hvp(rnn, (h, W, b, 30), (0, 1, 2), (vh, vW, vb))
+    assert loops_in(src) == 2
+    other = hvp(rnn, (0, 1, 2))(h, W, b, 30, (uh, uW, ub))
+    assert math.isclose(dot(got, (uh, uW, ub)), dot(other, (vh, vW, vb)), rel_tol=1e-9)
+    check_hvp(rnn, (h, W, b, 30), 1, vW)
+    H = hessian(rnn)(h, W, b, 30)
+    assert H.shape == (4, 4) and close(H, H.T, 1e-9, 1e-12)
+    assert close(H @ vh, hvp(rnn)(h, W, b, 30, vh), 1e-9, 1e-12)
+
+
+def rosen_loop(x):
+    s = 0.0
+    for i in range(len(x) - 1):
+        s = s + 100.0 * (x[i + 1] - x[i] ** 2) ** 2 + (1.0 - x[i]) ** 2
+    return s
+
+
+def rosen(x):
+    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+
+def test_rosenbrock_as_a_loop_over_an_array():
+    x = RNG.uniform(-1.0, 1.5, 50)
+    v, u = RNG.standard_normal(50), RNG.standard_normal(50)
+    got, src = check_hvp(rosen_loop, (x,), 0, v)
+    assert loops_in(src) == 1 and "+=" in src  # the adjoint loop (nothing reads the primal)
+    assert close(got, hvp(rosen)(x, v), 1e-9, 1e-9)  # the same function, vectorised
+    assert math.isclose(np.dot(got, u), np.dot(v, hvp(rosen_loop)(x, u)), rel_tol=1e-9)
+    H = hessian(rosen_loop)(x)
+    assert H.shape == (50, 50) and close(H, H.T, 1e-12, 1e-9)
+    assert close(H, hessian(rosen)(x), 1e-9, 1e-9)
+    assert close(H @ v, got, 1e-9, 1e-9)
+    assert loops_in(hessian(rosen_loop).source(x)) == 1  # the rows' rolled path
+
+
+# -- nested loops ---------------------------------------------------------------------------------
+
+def nested(x, a):
+    total = 0.0
+    for i in range(20):
+        y = x
+        for j in range(18):
+            y = y * a + math.sin(y + total)
+        total = total + y * 0.01
+        x = x * 0.97
+    return total
+
+
+def test_nested_loops():
+    got, src = check_hvp(nested, (0.4, 0.5), (0, 1), (1.0, -0.3), 1e-4)
+    assert loops_in(src) >= 4, src  # both loops, and both their adjoints
+    (hxx, hxa), (hax, haa) = hessian(nested, wrt=(0, 1))(0.4, 0.5)
+    assert close(hxa, hax, 1e-9, 1e-12)
+
+
+# -- guards of the vector -------------------------------------------------------------------------
+
+def test_the_vector_is_guarded():
+    product = hvp(recurrence, wrt=0)
+    a = product(1.0, 0.9, 40, 1.0)
+    assert type(a) is float
+    b = product(1.0, 0.9, 40, np.float64(2.0))  # another signature: another path, right
+    assert close(b, 2 * a, 1e-12)
+    with pytest.raises(TypeError):
+        hvp(recurrence, wrt=(0, 1))(1.0, 0.9, 40, 1.0)  # a tuple wrt takes a tuple v

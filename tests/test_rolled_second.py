@@ -273,3 +273,49 @@ def test_the_vector_is_guarded():
     assert close(b, 2 * a, 1e-12)
     with pytest.raises(TypeError):
         hvp(recurrence, wrt=(0, 1))(1.0, 0.9, 40, 1.0)  # a tuple wrt takes a tuple v
+
+
+# -- the fuzzer's programs ----------------------------------------------------------------------
+
+def _copy(a):
+    return a.copy() if isinstance(a, np.ndarray) else a
+
+
+@pytest.mark.parametrize("first", [4_000_000, 4_000_030])
+def test_random_programs_with_their_loops_rolled(first, monkeypatch):
+    """tests/fuzz.py's programs (``for``/``while`` loops with ``if``s, ``break``s, arrays),
+    with hvp rolling every loop of two iterations or more: the product against the
+    readback route (every loop unrolled; itself checked against finite differences of
+    the gradient in tests/test_higher.py and the tests above)."""
+    import warnings
+
+    import fuzz
+    from ad_transform import ADError, higher
+    monkeypatch.setattr(higher, "DEFAULT_UNROLL", 2)
+    rng = np.random.default_rng(first)
+    checked = rolled = 0
+    for s in range(first, first + 30):
+        mod = fuzz.load(fuzz.generate(s), f"rollhvp{s}")
+        wrt = getattr(mod, "WRT", None) or tuple(
+            i for i, t in enumerate(mod.ARGS.values()) if t != "int")
+        wrt = tuple(wrt)
+        for inputs in list(fuzz.draws(mod.ARGS, mod.SEED))[:2]:
+            vs = tuple(rng.standard_normal(np.shape(inputs[i])) if isinstance(
+                inputs[i], np.ndarray) else float(rng.standard_normal()) for i in wrt)
+            product = hvp(mod.f, wrt)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    if not np.all(np.isfinite(mod.f(*map(_copy, inputs)))):
+                        continue
+                    want = product.gradient(*map(_copy, inputs), vs)
+                except Exception:
+                    continue  # the primal raises, or the readback route refuses
+                got = product(*map(_copy, inputs), vs)
+                src = product.source(*map(_copy, inputs), vs)
+            for g, w in zip(got, want):
+                np.testing.assert_allclose(g, w, rtol=1e-7, atol=1e-9,
+                                           err_msg=f"seed {s}:\n{fuzz.generate(s)}")
+            rolled += "rolled loop" in src
+            checked += 1
+    assert checked > 20 and rolled > 3, (checked, rolled)

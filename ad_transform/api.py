@@ -436,12 +436,19 @@ def _make(fun, wrt, with_value, maxsize, max_eqns, has_aux=False, unroll=DEFAULT
 
     name = fun.__name__ if fun.__name__.isidentifier() else "dispatch"
 
+    second = None
+    if inner is not None:  # gradient(gradient(f)) of floats: loops kept rolled (higher.py)
+        from .higher import second_builder
+        second = second_builder(inner, wrt_idx, single, with_value, has_aux, unroll)
+
     def build(args, compile_now=True):
-        entry, result = _build(fun_ref(), args, wrt_idx, single, with_value, max_eqns,
-                               compile_now, has_aux=has_aux, unroll=unroll,
-                               merge=cache.merge_branches())
-        _fuse(cache, entry, name, params)
-        return entry, result
+        made = second(args, cache.merge_branches()) if second is not None else None
+        if made is None:
+            made = _build(fun_ref(), args, wrt_idx, single, with_value, max_eqns,
+                          compile_now, has_aux=has_aux, unroll=unroll,
+                          merge=cache.merge_branches())
+        _fuse(cache, made[0], name, params)
+        return made
 
     def build_for_lowering(args, compile_now=True):  # read back as source: always compiled
         return _build(fun_ref(), args, wrt_idx, single, with_value, max_eqns,

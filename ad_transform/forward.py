@@ -94,11 +94,14 @@ def check_like(what: str, name: str, given, like, loc=None) -> None:
                          f"like {name}; got {got}")
 
 
-def forward(prog: Program, values: dict, wrt: tuple, tangents: tuple) -> tuple[Program, dict]:
+def forward(prog: Program, values: dict, wrt: tuple, tangents: tuple,
+            constant: bool = False) -> tuple[Program, dict]:
     """Interleave the tangent of ``prog`` along the inputs ``wrt`` (indices).
 
     ``tangents`` are the first call's tangent values (one per ``wrt``), checked
     to have their input's shape.  Returns the new program and its values.
+    With ``constant``, the tangents are floats baked into the program (a second
+    derivative's seed, ``d/dx``): it takes no tangent inputs.
     """
     b = Builder(prog.namer)
     b.values = dict(values)
@@ -111,6 +114,11 @@ def forward(prog: Program, values: dict, wrt: tuple, tangents: tuple) -> tuple[P
     reads.values, reads.phase, expects = b.values, "tangent", []
     for i, t in zip(wrt, tangents):
         x = prog.inputs[i]
+        if constant:
+            if i in trees or type(t) is not float or type(values[x]) is not float:
+                raise ValueError("a constant tangent is a float, for a float input")
+            tan[x] = t
+            continue
         if i not in trees:
             check_like("tangent", x.name, t, values[x])
         tv = b.new_var(Hint("t_" + x.name, ("t", x.family)), t)
@@ -315,7 +323,7 @@ def _forward_loop(b: Builder, e, tan: dict) -> None:
                 raise MissingRule(f"the tangent of {a.name}, saved on {tape.name}, was "
                                   "not carried through the loop", e.loc)
             if t is not None:
-                t_saves.append((t, tape, b.new_var(
+                t_saves.append((_atom(t), tape, b.new_var(
                     Hint("t_" + tape.name, ("t", tape.family)), [])))
         body = _drop_dead_tangents(b.eqns, t_nexts + [t for t, _, _ in t_saves])
     except ADError as exc:
@@ -523,6 +531,8 @@ def _out_tangent(b: Builder, out, tan: dict, shell: Program, taken: list):
     if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
         if t is None:
             return 0.0
+        if not isinstance(t, (Var, Const)):
+            return Const(float(t))  # a constant seed, returned as it is
         return t if type(b.value(t)) is float else b.apply(B.to_float, (t,), hint="t_out")
     if t is None:
         return None  # not a number: no tangent

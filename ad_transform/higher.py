@@ -167,6 +167,65 @@ def _rolled_path(fun, args, wrt_idx, single, max_eqns, merge):
     return Entry(fn, fw.decisions, filename), fn(*args)
 
 
+def second_builder(inner, wrt_idx, single, with_value, has_aux, unroll):
+    """For ``gradient(g, wrt)`` (``value_and_gradient`` with ``with_value``) of ``g =
+    gradient(f, wrt=i)`` (``inner``: ``g``'s derivative information), both with respect
+    to one argument: ``build(args, merge) -> (Entry, result) or None``, the path as
+    forward over reverse on the IR when ``f`` keeps a loop rolled there and both
+    arguments are floats (``None``: the caller lowers ``g`` as it is, reading back its
+    generated source); else ``None``."""
+    chain = inner.chain
+    if not (type(chain) is tuple and len(chain) == 4 and type(chain[1]) is bool
+            and chain[1] and not chain[2] and len(chain[0]) == 1):
+        return None  # not a plain gradient(f, wrt=i) of the user's own function
+    if not single or has_aux or unroll != DEFAULT_UNROLL:
+        return None
+    (i,), (j,), max_eqns = chain[0], wrt_idx, chain[3]
+    root = weakref.ref(inner.root)
+    base = inner.name  # f_grad
+
+    def build(args, merge):
+        fun = root()
+        if fun is None or type(args[i]) is not float or type(args[j]) is not float:
+            return None
+        with _NoCyclicGC():
+            for m in ((True, False) if merge else (False,)):
+                try:
+                    return _second_path(fun, args, i, j, with_value, max_eqns, m, base)
+                except (_NotRolled, Unroll, Unmerge, ADError):
+                    continue
+        return None
+    return build
+
+
+def _second_path(fun, args, i, j, with_value, max_eqns, merge, base):
+    """``d/dx_j`` of ``gradient(fun, wrt=i)`` (floats) on one path: ``fun`` lowered with
+    its long loops rolled, its gradient program, and that program's tangent seeded
+    with ``1.0`` at input ``j`` (a constant: the path takes ``fun``'s arguments only).
+    Compiled now and run for the first call's answer; raises as :func:`_rolled_path`."""
+    prog, values = lower(fun, args, (i,), max_eqns, DEFAULT_UNROLL, merge)
+    if prog.trees or not _rolls(prog.eqns):
+        raise _NotRolled()
+    _check_output(prog, values)
+    full, values = reverse(prog, values, (i,), True, False)
+    full = prune(full, values)
+    token = _STRICT.set(True)
+    try:
+        fw, values = forward(full, values, (j,), (1.0,), constant=True)
+    finally:
+        _STRICT.reset(token)
+    grad, tangent = ir.output_value(fw, lambda x: x)
+    outputs, out_tree = ir.flat_outputs((grad, tangent) if with_value else tangent)
+    fw = prune(dataclasses.replace(fw, outputs=outputs, out_tree=out_tree), values)
+    ir.verify(fw, values)
+    if os.environ.get("AD_TRANSFORM_DUMP"):
+        _dump("second derivative: forward over reverse, pruned", ir.format_program(fw))
+    suffix = "value_and_grad" if with_value else "grad"
+    name = f"{base}_{suffix}" if base.isidentifier() else suffix
+    fn, filename = _finish(name, f"{fun.__qualname__} {base} {suffix}", True, fw, values)
+    return Entry(fn, fw.decisions, filename), fn(*args)
+
+
 def _rolled_products(fun, h_split, wrt_idx, single, maxsize, max_eqns):
     """The compiled Hessian-vector product ``d(*args, *vs)`` (one vector per ``wrt``
     argument): a path whose loops stay rolled is built by :func:`_rolled_path`, any

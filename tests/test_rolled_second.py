@@ -17,7 +17,7 @@ import re
 import numpy as np
 import pytest
 
-from ad_transform import gradient, hessian, hvp
+from ad_transform import gradient, hessian, hvp, value_and_gradient
 from ad_transform.loops import DEFAULT_UNROLL
 
 RNG = np.random.default_rng(29)
@@ -261,6 +261,37 @@ def test_nested_loops():
     assert loops_in(src) >= 4, src  # both loops, and both their adjoints
     (hxx, hxa), (hax, haa) = hessian(nested, wrt=(0, 1))(0.4, 0.5)
     assert close(hxa, hax, 1e-9, 1e-12)
+
+
+# -- gradient(gradient(f)) of floats --------------------------------------------------------------
+
+@pytest.mark.parametrize("f, args", [(recurrence, (0.8, 0.9, 300)), (shrink, (7.0, 0.6)),
+                                     (bang, (2.0, 0.8, 60)), (nested, (0.4, 0.5)),
+                                     (sign_change, (3.0, 1.0, 80))])
+def test_gradient_of_gradient_keeps_loops_rolled(f, args):
+    for i in (0, 1):
+        for j in (0, 1):
+            gg = gradient(gradient(f, wrt=i), wrt=j)
+            got = gg(*args)
+            # the readback route: the inner gradient with every loop unrolled
+            want = gradient(gradient(f, wrt=i, unroll=0), wrt=j)(*args)
+            assert type(got) is float and math.isclose(got, want, rel_tol=1e-9,
+                                                       abs_tol=1e-12), (i, j, got, want)
+            e = [0.0, 0.0]
+            e[j] = 1.0
+            fd = fd_grad(f, args, (0, 1), tuple(e))[i]
+            assert close(got, fd, 1e-4, 1e-6), (i, j, got, fd)
+            assert loops_in(gg.source(*args)) >= 1
+    value, second = value_and_gradient(gradient(f, wrt=0), wrt=1)(*args)
+    assert math.isclose(value, gradient(f)(*args), rel_tol=1e-12)
+    assert math.isclose(second, hessian(f, wrt=(0, 1))(*args)[0][1], rel_tol=1e-9)
+
+
+def test_gradient_of_gradient_source_does_not_grow():
+    gg = gradient(gradient(recurrence))
+    assert gg.source(0.8, 0.9, 100) == gg.source(0.8, 0.9, 10_000)
+    assert math.isclose(gg(0.8, 0.9, 10_000), gg(0.8, 0.9, 10_000))
+    assert gg.cache_info().currsize == 1
 
 
 # -- guards of the vector -------------------------------------------------------------------------

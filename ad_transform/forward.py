@@ -33,6 +33,20 @@ tangent made by a loop is copied (it may be the caller's own tangent).  Where
 the tangent of such a body cannot be built on this call's values (no JVP rule,
 or a rule failing on an untaken branch's values), :class:`Unroll` is raised
 for the caller to lower the path again with every loop unrolled.
+
+A derivative program (the reverse pass's output, differentiated again: a
+Hessian-vector product, ``higher.py``) is handled the same way: a primal loop
+that saves a value with a tangent on a tape saves that tangent on a tape of its
+own (``t_<tape>``, appended in the same iteration); an adjoint loop (kind
+``"reverse"``) that pops the value pops its tangent from that tape in step, and
+carries the tangents of its adjoints; ``_rt.add_at`` (``d_x[i] += g`` into an
+adjoint buffer) has a JVP rule whose tangent is a new array, never written in
+place, and counts for the activity analysis.  While such a program is
+differentiated (``_STRICT``), an operation reading a tangent that has neither a
+rule nor a zero derivative raises (:class:`~ad_transform.errors.MissingRule`,
+or :class:`Unroll` inside a loop) instead of passing no tangent.  With
+``constant=True`` the tangents are floats baked into the program (the seed of
+``d/dx`` in ``gradient(gradient(f))``): it takes no tangent inputs.
 """
 from __future__ import annotations
 

@@ -15,6 +15,23 @@ returns a tuple of tuples, block ``[i][j]`` of shape ``shape_i + shape_j``.  A t
 ``wrt`` argument: ``hessian`` is ``jacobian(gradient(f))`` (forward over reverse), nested
 as the trees are (``{k1: {k2: block}}``); ``hvp``'s inner product walks the gradient's
 tree while lowering (``_vdot`` below), so ``v`` is a tree of the argument's structure.
+
+Long loops stay rolled.  Called directly, ``hvp`` of a function of plain positional
+parameters builds each path by one of two routes, in one cache: where ``f``'s path
+(lowered with the default ``unroll``) keeps a loop rolled, forward over reverse on
+the IR (:func:`_rolled_path`: ``f``'s gradient program, then its tangent along
+``v``; the primal loop saves the tangents it carries on tapes, the adjoint loop
+pops them); otherwise, and whenever that route raises (no forward rule, an
+``Unroll`` or ``Unmerge``, any :class:`~ad_transform.errors.ADError`), the gradient
+of ``<gradient(f)(*args), v>`` read back as above.  Each path checks every guard of
+its own route (the rolled one: all of the gradient path's decisions, and ``v``'s
+signature in the entry guard), so a call never runs a path built for other inputs,
+and the cache tries every stored path on a miss.  ``hessian`` stacks those products
+(for one array argument: when the path keeps a loop rolled; else one function per
+path as above).  ``gradient(gradient(f, wrt=i), wrt=j)`` of float arguments takes
+the rolled route too (:func:`second_builder`, called by ``api.gradient``: the
+tangent seeded with a constant ``1.0``).  Lowered inside another function, or
+nested (``gradient(hvp(f))``), ``hvp`` is the readback gradient (loops unrolled).
 """
 from __future__ import annotations
 

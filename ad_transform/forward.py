@@ -120,6 +120,7 @@ def forward(prog: Program, values: dict, wrt: tuple, tangents: tuple,
     b = Builder(prog.namer)
     b.values = dict(values)
     b.phase = "tangent"
+    b.t_owned = {}  # tangent buffer -> the one primal buffer it is the tangent of (_add_at)
     tan: dict = {}
     t_inputs = []
     trees = prog.trees or {}
@@ -218,13 +219,16 @@ def _forward_block(b: Builder, eqns, tan: dict) -> None:
     grows with the tangents made.  A rolled loop becomes one loop carrying tangents too
     (:func:`_forward_loop`), a merged ``if`` one ``if`` binding them (:func:`_forward_cond`)."""
     for e in eqns:
-        if e.prim is LOOP:
-            _forward_loop(b, e, tan)
-            continue
-        if e.prim is COND:
-            _forward_cond(b, e, tan)
+        if e.prim is LOOP or e.prim is COND:
+            for x in e.ins:  # an outer tangent buffer a loop or an if reads: shared
+                if isinstance(x, Var) and x in tan:
+                    b.t_owned.pop(tan[x], None)
+            (_forward_loop if e.prim is LOOP else _forward_cond)(b, e, tan)
             continue
         b.append(e)
+        if e.prim is N.add_at or e.prim is N.add_at_repeated:
+            _add_at(b, e, tan)
+            continue
         if e.out is None:
             continue
         if e.prim is not B.call_opaque:  # tangent rules reuse what the primal computed
@@ -245,6 +249,46 @@ def _forward_block(b: Builder, eqns, tan: dict) -> None:
         t = _tangent(b, e, ts)
         if t is not None:
             tan[e.out] = t
+            if b.t_owned.get(t, e.out) is not e.out:
+                del b.t_owned[t]  # now the tangent of a second buffer too: not written into
+
+
+def _add_at(b: Builder, e, tan: dict) -> None:
+    """The tangent of ``_rt.add_at(out, idx, g)`` (``out[idx] += g`` into an adjoint
+    buffer that belongs to one adjoint): ``t_out[idx] += t_g`` in place too when
+    ``t_out`` is a buffer that is the tangent of ``out`` alone (``b.t_owned``: made
+    here, a scatter of a tangent or a loop's carried tangent started from zeros, and
+    read by nothing after, as ``out`` itself); otherwise a new array, ``t_out`` plus
+    ``t_g`` scattered into zeros (the JVP rule of ``rules/forward.py``), which then
+    belongs to ``out``'s result.  Either way a scan of the reads of an array adds into
+    one buffer per iteration, not a new array of its size."""
+    out, idx, g = e.ins
+    owned = b.t_owned
+    t_out = tan.get(out) if isinstance(out, Var) else None
+    t_g = tan.get(g) if isinstance(g, Var) else None
+    b.loc = e.loc
+    if t_g is None:
+        if t_out is not None:
+            tan[e.out] = t_out
+            if owned.get(t_out) is out:
+                owned[t_out] = e.out  # the same buffer, now holding the result
+            else:
+                owned.pop(t_out, None)
+        return
+    t_g = _fit(b, t_g, b.value(g))
+    hint = _tangent_hint(e.out)
+    if t_out is not None and owned.get(t_out) is out:
+        del owned[t_out]
+        t = b.record(e.prim, (t_out, idx, t_g), hint=hint)
+    else:
+        like = b.value(out)
+        from .rules.runtime import _float_dtype
+        t = b.record(N.getitem_vjp, (t_g, np.shape(like), _float_dtype(like), idx),
+                     hint=hint)
+        if t_out is not None:
+            t = b.record(B.add, (t_out, t), hint=hint)
+    owned[t] = e.out
+    tan[e.out] = t
 
 
 class Unroll(Exception):
@@ -316,14 +360,34 @@ def _forward_loop(b: Builder, e, tan: dict) -> None:
                    for k in carried)
     t_pops = tuple((b.new_var(_tangent_hint(v), _stand_in(b.value(v))), t_tape)
                    for v, t_tape in popped.items())
-    local = dict(tan)
-    local.update((data.phis[k], t) for k, t in zip(carried, t_phis))
-    local.update((v, t) for v, (t, _) in zip(popped, t_pops))
+    # a carried array tangent that starts from zeros made here, and is not saved on a
+    # tape, is a buffer of its own: the body may add into it in place (_add_at), if each
+    # iteration's next tangent is that buffer again (checked below; else built again)
+    saved_atoms = {a for a, _ in data.saves}
+    fresh = [k for k, t in zip(carried, t_inits) if isinstance(t, Var)
+             and not (isinstance(data.inits[k], Var) and data.inits[k] in tan)
+             and data.phis[k] not in saved_atoms]
     saved = b.eqns, b.seen
-    b.eqns, b.seen = [], dict(b.seen)
+    owned_before = dict(b.t_owned)
+    for attempt in (True, False) if fresh else (False,):
+        local = dict(tan)
+        local.update((data.phis[k], t) for k, t in zip(carried, t_phis))
+        local.update((v, t) for v, (t, _) in zip(popped, t_pops))
+        b.t_owned = dict(owned_before)
+        if attempt:
+            b.t_owned.update((t_phis[carried.index(k)], data.phis[k]) for k in fresh)
+        b.eqns, b.seen = [], dict(saved[1])
+        try:
+            with _quiet(True):  # (an iteration's values, and stand-ins for its tangents)
+                _forward_block(b, data.body, local)
+        except ADError as exc:
+            b.eqns, b.seen = saved
+            raise Unroll() from exc
+        if not attempt or all(b.t_owned.get(local.get(data.nexts[k])) is data.nexts[k]
+                              for k in fresh if isinstance(data.nexts[k], Var)):
+            break
     try:
-        with _quiet(True):  # (an iteration's values, and stand-ins for its tangents)
-            _forward_block(b, data.body, local)
+        b.t_owned = owned_before  # (nothing made in the body is read after it)
         b.loc = e.loc
         t_nexts = []
         for k, phi in zip(carried, t_phis):

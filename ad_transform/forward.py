@@ -221,7 +221,7 @@ def _forward_block(b: Builder, eqns, tan: dict) -> None:
     for e in eqns:
         if e.prim is LOOP or e.prim is COND:
             for x in e.ins:  # an outer tangent buffer a loop or an if reads: shared
-                if isinstance(x, Var) and x in tan:
+                if isinstance(x, Var) and isinstance(tan.get(x), Var):
                     b.t_owned.pop(tan[x], None)
             (_forward_loop if e.prim is LOOP else _forward_cond)(b, e, tan)
             continue
@@ -249,7 +249,7 @@ def _forward_block(b: Builder, eqns, tan: dict) -> None:
         t = _tangent(b, e, ts)
         if t is not None:
             tan[e.out] = t
-            if b.t_owned.get(t, e.out) is not e.out:
+            if isinstance(t, Var) and b.t_owned.get(t, e.out) is not e.out:
                 del b.t_owned[t]  # now the tangent of a second buffer too: not written into
 
 
@@ -270,14 +270,14 @@ def _add_at(b: Builder, e, tan: dict) -> None:
     if t_g is None:
         if t_out is not None:
             tan[e.out] = t_out
-            if owned.get(t_out) is out:
+            if _owns(b, t_out, out):
                 owned[t_out] = e.out  # the same buffer, now holding the result
-            else:
+            elif isinstance(t_out, Var):
                 owned.pop(t_out, None)
         return
     t_g = _fit(b, t_g, b.value(g))
     hint = _tangent_hint(e.out)
-    if t_out is not None and owned.get(t_out) is out:
+    if _owns(b, t_out, out):
         del owned[t_out]
         t = b.record(e.prim, (t_out, idx, t_g), hint=hint)
     else:
@@ -289,6 +289,11 @@ def _add_at(b: Builder, e, tan: dict) -> None:
             t = b.record(B.add, (t_out, t), hint=hint)
     owned[t] = e.out
     tan[e.out] = t
+
+
+def _owns(b: Builder, t, x) -> bool:
+    """The tangent ``t`` is a buffer that belongs to the buffer ``x`` alone."""
+    return isinstance(t, Var) and b.t_owned.get(t) is x
 
 
 class Unroll(Exception):
@@ -383,7 +388,7 @@ def _forward_loop(b: Builder, e, tan: dict) -> None:
         except ADError as exc:
             b.eqns, b.seen = saved
             raise Unroll() from exc
-        if not attempt or all(b.t_owned.get(local.get(data.nexts[k])) is data.nexts[k]
+        if not attempt or all(_owns(b, local.get(data.nexts[k]), data.nexts[k])
                               for k in fresh if isinstance(data.nexts[k], Var)):
             break
     try:

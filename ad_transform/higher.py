@@ -58,6 +58,8 @@ from .errors import ADError
 from .forward import _STRICT, Unroll, forward
 from .inner import attach, lower_hessian
 from .loops import DEFAULT_UNROLL
+from .loops import DEFAULT_UNROLL as api_default_unroll  # gradient's default (this module's
+# DEFAULT_UNROLL is the threshold its rolled routes lower with)
 from .lower import lower
 from .pytree import fields_of, is_tree
 from .transforms import _dispatcher, jacobian
@@ -195,8 +197,8 @@ def second_builder(inner, wrt_idx, single, with_value, has_aux, unroll):
     if not (type(chain) is tuple and len(chain) == 4 and type(chain[1]) is bool
             and chain[1] and not chain[2] and len(chain[0]) == 1):
         return None  # not a plain gradient(f, wrt=i) of the user's own function
-    if not single or has_aux or unroll != DEFAULT_UNROLL:
-        return None
+    if not single or has_aux or unroll != api_default_unroll:
+        return None  # (an explicit unroll=: the readback route, as asked)
     (i,), (j,), max_eqns = chain[0], wrt_idx, chain[3]
     root = weakref.ref(inner.root)
     base = inner.name  # f_grad

@@ -315,7 +315,8 @@ def _copy(a):
 @pytest.mark.parametrize("first", [4_000_000, 4_000_030])
 def test_random_programs_with_their_loops_rolled(first, monkeypatch):
     """tests/fuzz.py's programs (``for``/``while`` loops with ``if``s, ``break``s, arrays),
-    with hvp rolling every loop of two iterations or more: the product against the
+    with hvp and gradient(gradient(f)) (of floats) rolling every loop of two iterations
+    or more: the product and the second derivative against the
     readback route (every loop unrolled; itself checked against finite differences of
     the gradient in tests/test_higher.py and the tests above)."""
     import warnings
@@ -324,7 +325,7 @@ def test_random_programs_with_their_loops_rolled(first, monkeypatch):
     from ad_transform import ADError, higher
     monkeypatch.setattr(higher, "DEFAULT_UNROLL", 2)
     rng = np.random.default_rng(first)
-    checked = rolled = 0
+    checked = rolled = second = 0
     for s in range(first, first + 30):
         mod = fuzz.load(fuzz.generate(s), f"rollhvp{s}")
         wrt = getattr(mod, "WRT", None) or tuple(
@@ -349,4 +350,21 @@ def test_random_programs_with_their_loops_rolled(first, monkeypatch):
                                            err_msg=f"seed {s}:\n{fuzz.generate(s)}")
             rolled += "rolled loop" in src
             checked += 1
-    assert checked > 20 and rolled > 3, (checked, rolled)
+            floats = [i for i in wrt if type(inputs[i]) is float]
+            if not floats:
+                continue
+            i, j = floats[0], floats[-1]  # gradient(gradient(f)) of floats: rolled too
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    want = gradient(gradient(mod.f, wrt=i, unroll=0), wrt=j)(
+                        *map(_copy, inputs))
+                except Exception:
+                    continue  # the readback route refuses: no verdict here
+                gg = gradient(gradient(mod.f, wrt=i), wrt=j)
+                got = gg(*map(_copy, inputs))
+                src = gg.source(*map(_copy, inputs))
+            np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-9,
+                                       err_msg=f"seed {s}:\n{fuzz.generate(s)}")
+            second += "rolled loop" in src
+    assert checked > 20 and rolled > 3 and second > 3, (checked, rolled, second)

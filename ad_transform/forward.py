@@ -39,9 +39,12 @@ Hessian-vector product, ``higher.py``) is handled the same way: a primal loop
 that saves a value with a tangent on a tape saves that tangent on a tape of its
 own (``t_<tape>``, appended in the same iteration); an adjoint loop (kind
 ``"reverse"``) that pops the value pops its tangent from that tape in step, and
-carries the tangents of its adjoints; ``_rt.add_at`` (``d_x[i] += g`` into an
-adjoint buffer) has a JVP rule whose tangent is a new array, never written in
-place, and counts for the activity analysis.  While such a program is
+carries the tangents of its adjoints; the tangent of ``_rt.add_at`` (``d_x[i] +=
+g`` into an adjoint buffer) is added in place too (``t_d_x[i] += t_g``) only into
+a buffer that is that adjoint's tangent alone (made by this pass: a loop's carried
+tangent started from zeros and carried as itself, or a scatter of a tangent; never
+an input's tangent nor one a rule shares with another value), else it is a new
+array; ``add_at`` counts for the activity analysis.  While such a program is
 differentiated (``_STRICT``), an operation reading a tangent that has neither a
 rule nor a zero derivative raises (:class:`~ad_transform.errors.MissingRule`,
 or :class:`Unroll` inside a loop) instead of passing no tangent.  With

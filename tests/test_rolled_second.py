@@ -243,6 +243,22 @@ def test_rosenbrock_as_a_loop_over_an_array():
     assert loops_in(hessian(rosen_loop).source(x)) == 1  # the rows' rolled path
 
 
+def test_tangent_buffers_are_written_in_place_and_never_the_callers():
+    x, v = RNG.uniform(-1.0, 1.5, 40), RNG.standard_normal(40)
+    keep_x, keep_v = x.copy(), v.copy()
+    product = hvp(rosen_loop)
+    first = product(x, v)
+    src = product.source(x, v)
+    # the adjoint loop adds into one tangent buffer per reads of x[i], as into d_x
+    assert re.search(r"^\s*t_d_x\w*\[\w+\] \+= ", src, re.M), src
+    again = product(x, v)
+    assert np.array_equal(x, keep_x) and np.array_equal(v, keep_v)
+    assert again is not first and np.array_equal(again, first)  # no buffer kept
+    again += 1.0
+    assert np.array_equal(product(x, v), first)
+    assert close(first, fd_grad(rosen_loop, (x,), 0, v), 1e-5, 1e-6)
+
+
 # -- nested loops ---------------------------------------------------------------------------------
 
 def nested(x, a):

@@ -279,6 +279,24 @@ def test_nested_loops():
     assert close(hxa, hax, 1e-9, 1e-12)
 
 
+def test_the_rolled_path_checks_every_guard_of_the_gradient_path():
+    h, W, b = RNG.standard_normal(4), 0.5 * RNG.standard_normal((4, 4)), RNG.standard_normal(4)
+    for f, args, wrt, v in [(recurrence, (1.0, 0.9, 40), (0, 1), (1.0, 0.5)),
+                            (sign_change, (3.0, 1.0, 80), (0, 1), (1.0, 0.2)),
+                            (shrink, (7.0, 0.6), (0, 1), (1.0, 0.2)),
+                            (rnn, (h, W, b, 30), (0, 1, 2), (h, W, b))]:
+        grad_src = gradient(f, wrt).source(*args)
+        hvp_src = hvp(f, wrt).source(*args, v)
+        assert "rolled loop" in hvp_src
+        guards = [sorted(re.findall(r"PathMiss\((\d+)", src)) for src in (grad_src, hvp_src)]
+        assert guards[0] == guards[1] and guards[0], (f.__name__, guards)
+        # the entry guard checks v too
+        lines = hvp_src.splitlines()
+        entry = lines[next(k for k, line in enumerate(lines) if "PathMiss(0" in line) - 1]
+        names = [f.__code__.co_varnames[i] for i in wrt]
+        assert all(f"type(t_{name}) is not" in entry for name in names), entry
+
+
 # -- gradient(gradient(f)) of floats --------------------------------------------------------------
 
 @pytest.mark.parametrize("f, args", [(recurrence, (0.8, 0.9, 300)), (shrink, (7.0, 0.6)),

@@ -347,18 +347,24 @@ def _rolled_product(fun, grad_f, params, wrt_idx, single, h, dh, maxsize, max_eq
                             f"takes v as a tuple of {k} vectors, one per argument")
         return tuple(args[:-1]) + tuple(v)
 
-    def product(*args):
-        state.check()
-        return rolled(*split(args))
+    signature = inspect.signature(dh)  # fun's parameters, then v
 
-    def source(*args):
+    def bound(args, kwargs):
+        ba = signature.bind(*args, **kwargs)
+        return tuple(ba.arguments[p] for p in signature.parameters)
+
+    def product(*args, **kwargs):
+        state.check()
+        return rolled(*split(bound(args, kwargs) if kwargs else args))
+
+    def source(*args, **kwargs):
         """The generated source of the Hessian-vector product for these arguments' path."""
         state.check()
-        return cache.entry_for(split(args), build).source
+        return cache.entry_for(split(bound(args, kwargs) if kwargs else args), build).source
 
     functools.update_wrapper(product, dh)
     del product.__wrapped__
-    product.__signature__ = inspect.signature(dh)
+    product.__signature__ = signature
     product.__name__ = dh.__name__
     product.source = source
     product.cache_info = cache.info

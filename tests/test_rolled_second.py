@@ -338,6 +338,9 @@ def test_the_vector_is_guarded():
     assert close(b, 2 * a, 1e-12)
     with pytest.raises(TypeError):
         hvp(recurrence, wrt=(0, 1))(1.0, 0.9, 40, 1.0)  # a tuple wrt takes a tuple v
+    both = hvp(recurrence, wrt=(0, 1))
+    assert both(x=1.0, a=0.9, n=40, v=(1.0, 0.0)) == both(1.0, 0.9, 40, (1.0, 0.0))  # keywords
+    assert math.isclose(both(1.0, 0.9, 40, (1.0, 0.0))[0], a, rel_tol=1e-12)
 
 
 # -- the fuzzer's programs ----------------------------------------------------------------------

@@ -459,7 +459,10 @@ def _make(fun, wrt, with_value, maxsize, max_eqns, has_aux=False, unroll=DEFAULT
         lowering.exhaustive = inner is not None
         return lowering.entry_for(values, build_for_lowering)
 
-    state = _State(fun, cache.made_from)
+    # every call checks that the user's function is as its paths were lowered from: fun's
+    # own state, or for a derivative of a derivative the root's (fun, a wrapper of ours,
+    # is not watched; its paths inline the root's code)
+    state = _State(root if inner is not None else fun, cache.made_from)
     if cache.dispatcher is None:  # compiled once; gradient(f)(x) in a loop stays cheap
         emitted = emit_dispatcher(name, params, cache.slot, cache, build)
         names = state.insert_check(emitted, params)

@@ -325,7 +325,9 @@ def test_a_replaced_state_of_the_differentiated_function_is_caught_on_a_cached_p
     """The cached path and the wrapper's signature come from the old code and defaults:
     every call checks them, also when the arguments' types would hit the cache."""
     saved = (replaced.__code__, replaced.__defaults__, replaced.__kwdefaults__)
-    for maker in (gradient, value_and_gradient):
+    for maker in (gradient, value_and_gradient, lambda f: gradient(gradient(f)),
+                  lambda f: value_and_gradient(gradient(f))):
+        # (a derivative of a derivative inlines the function's code: checked as well)
         g = maker(replaced)
         expected = g(1.5)
         assert np.isclose(gradient(replaced)(1.5), numerical_gradient(replaced, [1.5], 0))

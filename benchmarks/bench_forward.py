@@ -25,10 +25,11 @@ import math
 import os
 import platform
 import sys
-import timeit
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # (_shared)
 
+from _shared import round_robin  # noqa: E402
 from ad_transform import forward_derivative, gradient, jvp  # noqa: E402
 
 
@@ -68,20 +69,9 @@ def main(argv=None):
                                                            "results_forward.json"))
     args = ap.parse_args(argv)
     check()
-    env = globals()
-    timers = {name: timeit.Timer(stmt, globals=env) for name, stmt in CASES.items()}
-    numbers = {}
-    for name, t in timers.items():
-        n, _ = t.autorange()
-        one = t.timeit(n) / n
-        numbers[name] = max(1, int(args.target_ms * 1e-3 / one))
-    best = {name: math.inf for name in CASES}
-    spread = {name: [] for name in CASES}
-    for _ in range(args.repeat):
-        for name, t in timers.items():
-            ns = t.timeit(numbers[name]) / numbers[name] * 1e9
-            best[name] = min(best[name], ns)
-            spread[name].append(ns)
+    times = round_robin(CASES, globals(), args.repeat, args.target_ms)
+    spread = {name: [t * 1e9 for t in ts] for name, ts in times.items()}
+    best = {name: min(ns) for name, ns in spread.items()}
     primal = best["primal"]
     print(f"jvp of f(x1, x2) = log(x1) + x1*sin(x2) at (2, 1), tangent (1, 0.5); "
           f"Python {platform.python_version()}, min of {args.repeat} round-robin repeats")

@@ -28,15 +28,14 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
-import tempfile
-import timeit
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)  # (_shared)
 
+from _shared import best as shared_best, first_call_of_recurrence, round_robin  # noqa: E402
 from ad_transform import gradient, hvp  # noqa: E402
 
 
@@ -105,25 +104,7 @@ def check():
 
 def first_call(stmt, n):
     """Seconds of ``stmt``'s first call in a fresh interpreter."""
-    code = (
-        "import math, sys, time\n"
-        f"sys.path.insert(0, {ROOT!r})\n"
-        "from ad_transform import gradient, hessian, hvp\n"
-        f"n = {n}\n"
-        "def rec(x, a, n):\n"
-        "    for _ in range(n):\n"
-        "        x = math.sin(x) * a + 0.1 * x\n"
-        "    return x\n"
-        "t = time.perf_counter()\n"
-        f"{stmt}\n"
-        "print(time.perf_counter() - t)\n")
-    with tempfile.TemporaryDirectory() as tmp:  # a file: ad_transform reads rec's source
-        path = os.path.join(tmp, "first_call.py")
-        with open(path, "w") as f:
-            f.write(code)
-        out = subprocess.run([sys.executable, path], capture_output=True, text=True,
-                             check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    return first_call_of_recurrence(stmt, n, 'gradient, hessian, hvp')
 
 
 def main(argv=None):
@@ -145,17 +126,7 @@ def main(argv=None):
             print(f"{name:32s}" + "".join(f"{first[name][n]:12.3f}" if n in ns else
                                           f"{'-':>12s}" for n in sizes))
         results["first_call_s"] = first
-    env = globals()
-    timers = {name: timeit.Timer(stmt, globals=env) for name, stmt in CASES.items()}
-    numbers = {}
-    for name, t in timers.items():
-        k, _ = t.autorange()
-        one = t.timeit(k) / k
-        numbers[name] = max(1, int(args.target_ms * 1e-3 / one))
-    best = {name: math.inf for name in CASES}
-    for _ in range(args.repeat):
-        for name, t in timers.items():
-            best[name] = min(best[name], t.timeit(numbers[name]) / numbers[name])
+    best = shared_best(round_robin(CASES, globals(), args.repeat, args.target_ms))
     print(f"\nSteady state, n = {N:,} (microseconds per call, min of {args.repeat})")
     for name in CASES:
         print(f"{name:24s}{best[name] * 1e6:10.1f}   x{best[name] / best['primal']:5.2f} primal"

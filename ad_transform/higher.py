@@ -152,6 +152,41 @@ def _rolls(eqns) -> bool:
     return False
 
 
+def _over_reverse(fun, args, wrt_idx, single, max_eqns, merge, along, tangents, constant,
+                  with_value, what):
+    """Forward over reverse on the IR, shared by every rolled route here: ``fun`` lowered
+    on ``args`` with its long loops rolled, its gradient program with respect to
+    ``wrt_idx`` (``reverse``), and that program's tangent along its inputs ``along``
+    (``forward``: ``tangents``, given as inputs of the result, or baked in with
+    ``constant``).  Returns the pruned, verified program and its values: it takes
+    ``args`` (then the tangents) and returns ``(gradient, tangent)`` with ``with_value``,
+    else the tangent alone.  Its decisions are all of the gradient path's, its entry
+    guard checks the tangents' signatures too.  Raises :class:`_NotRolled` for a path
+    without a rolled loop or with a tree argument; :class:`~ad_transform.forward.Unroll`,
+    :class:`~ad_transform.branches.Unmerge` and every other
+    :class:`~ad_transform.errors.ADError` pass through (the caller's readback route)."""
+    prog, values = lower(fun, args, wrt_idx, max_eqns, DEFAULT_UNROLL, merge)
+    if prog.trees or not _rolls(prog.eqns):
+        raise _NotRolled()
+    _check_output(prog, values)
+    full, values = reverse(prog, values, wrt_idx, single, False)
+    full = prune(full, values)
+    token = _STRICT.set(True)
+    try:
+        fw, values = forward(full, values, along, tangents, constant=constant)
+    finally:
+        _STRICT.reset(token)
+    if not with_value:
+        _, tangent = ir.output_value(fw, lambda x: x)
+        outputs, out_tree = ir.flat_outputs(tangent)
+        fw = dataclasses.replace(fw, outputs=outputs, out_tree=out_tree)
+    fw = prune(fw, values)
+    ir.verify(fw, values)
+    if os.environ.get("AD_TRANSFORM_DUMP"):
+        _dump(f"{what}: forward over reverse, pruned", ir.format_program(fw))
+    return fw, values
+
+
 def _rolled_path(fun, args, wrt_idx, single, max_eqns, merge):
     """One path of ``hvp(fun)`` as forward over reverse on the IR: ``fun`` lowered with
     its long loops rolled, its gradient program (``reverse``), and that program's
@@ -164,26 +199,35 @@ def _rolled_path(fun, args, wrt_idx, single, max_eqns, merge):
     and every other :class:`~ad_transform.errors.ADError` through: the caller then
     builds the path by the readback route."""
     n = len(args) - len(wrt_idx)
-    prog, values = lower(fun, args[:n], wrt_idx, max_eqns, DEFAULT_UNROLL, merge)
-    if prog.trees or not _rolls(prog.eqns):
-        raise _NotRolled()
-    _check_output(prog, values)
-    full, values = reverse(prog, values, wrt_idx, single, False)
-    full = prune(full, values)
-    token = _STRICT.set(True)
-    try:
-        fw, values = forward(full, values, wrt_idx, tuple(args[n:]))
-    finally:
-        _STRICT.reset(token)
-    _, tangent = ir.output_value(fw, lambda x: x)
-    outputs, out_tree = ir.flat_outputs(tangent)
-    fw = prune(dataclasses.replace(fw, outputs=outputs, out_tree=out_tree), values)
-    ir.verify(fw, values)
-    if os.environ.get("AD_TRANSFORM_DUMP"):
-        _dump("hvp: forward over reverse, pruned", ir.format_program(fw))
+    fw, values = _over_reverse(fun, args[:n], wrt_idx, single, max_eqns, merge, wrt_idx,
+                               tuple(args[n:]), False, False, "hvp")
     base = fun.__name__ if fun.__name__.isidentifier() else "f"
     fn, filename = _finish(f"{base}_hvp", f"{fun.__qualname__} hvp", True, fw, values)
     return Entry(fn, fw.decisions, filename), fn(*args)
+
+
+def _plain_gradient(inner):
+    """``(wrt_idx, single, max_eqns)`` when ``inner`` (a wrapper's derivative information)
+    is a plain ``gradient(f, wrt)`` of the user's own function (no value, no aux, the
+    default unroll); else None."""
+    chain = inner.chain
+    if not (type(chain) is tuple and len(chain) == 4 and type(chain[0]) is tuple
+            and type(chain[1]) is bool and not chain[2]):
+        return None
+    return chain[0], chain[1], chain[3]
+
+
+def _try_rolled(merge, make):
+    """``make(merge)`` for each way of lowering the path's ifs (merged first when the
+    cache asks for it); None when every one raises (no rolled loop, an ``Unroll``, an
+    ``Unmerge``, any :class:`~ad_transform.errors.ADError`): the readback route then."""
+    with _NoCyclicGC():
+        for m in ((True, False) if merge else (False,)):
+            try:
+                return make(m)
+            except (_NotRolled, Unroll, Unmerge, ADError):
+                continue
+    return None
 
 
 def second_builder(inner, wrt_idx, single, with_value, has_aux, unroll):
@@ -193,13 +237,12 @@ def second_builder(inner, wrt_idx, single, with_value, has_aux, unroll):
     forward over reverse on the IR when ``f`` keeps a loop rolled there and both
     arguments are floats (``None``: the caller lowers ``g`` as it is, reading back its
     generated source); else ``None``."""
-    chain = inner.chain
-    if not (type(chain) is tuple and len(chain) == 4 and type(chain[1]) is bool
-            and chain[1] and not chain[2] and len(chain[0]) == 1):
+    plain = _plain_gradient(inner)
+    if plain is None or not plain[1]:
         return None  # not a plain gradient(f, wrt=i) of the user's own function
     if not single or has_aux or unroll != api_default_unroll:
         return None  # (an explicit unroll=: the readback route, as asked)
-    (i,), (j,), max_eqns = chain[0], wrt_idx, chain[3]
+    ((i,), _, max_eqns), (j,) = plain, wrt_idx
     root = weakref.ref(inner.root)
     base = inner.name  # f_grad
 
@@ -207,13 +250,39 @@ def second_builder(inner, wrt_idx, single, with_value, has_aux, unroll):
         fun = root()
         if fun is None or type(args[i]) is not float or type(args[j]) is not float:
             return None
-        with _NoCyclicGC():
-            for m in ((True, False) if merge else (False,)):
-                try:
-                    return _second_path(fun, args, i, j, with_value, max_eqns, m, base)
-                except (_NotRolled, Unroll, Unmerge, ADError):
-                    continue
+        return _try_rolled(merge, lambda m: _second_path(fun, args, i, j, with_value,
+                                                         max_eqns, m, base))
+    return build
+
+
+def forward_builder(inner, along):
+    """For forward mode (``jvp``, ``forward_derivative``, ``jacobian``'s columns) of ``g =
+    gradient(f, wrt)`` (``inner``: ``g``'s derivative information) along the arguments
+    ``along``: ``build(args, merge) -> (Entry, result) or None``, ``args`` being ``g``'s
+    arguments then one tangent per ``along`` argument.  The path is forward over reverse
+    on the IR, returning ``(gradient, its tangent)``, when ``f`` keeps a loop rolled there
+    (``None``: the caller reads ``g``'s generated source back, loops unrolled); ``None``
+    for any other ``g``."""
+    plain = _plain_gradient(inner)
+    if plain is None:
         return None
+    wrt_idx, single, max_eqns = plain
+    root = weakref.ref(inner.root)
+    base = inner.name  # f_grad
+    name = f"{base}_jvp" if base.isidentifier() else "jvp"
+
+    def build(args, merge):
+        fun = root()
+        if fun is None:
+            return None
+        n = len(args) - len(along)
+
+        def make(m):
+            fw, values = _over_reverse(fun, args[:n], wrt_idx, single, max_eqns, m, along,
+                                       tuple(args[n:]), False, True, "jvp of a gradient")
+            fn, filename = _finish(name, f"{fun.__qualname__} {base} jvp", True, fw, values)
+            return Entry(fn, fw.decisions, filename), fn(*args)
+        return _try_rolled(merge, make)
     return build
 
 
@@ -222,23 +291,8 @@ def _second_path(fun, args, i, j, with_value, max_eqns, merge, base):
     its long loops rolled, its gradient program, and that program's tangent seeded
     with ``1.0`` at input ``j`` (a constant: the path takes ``fun``'s arguments only).
     Compiled now and run for the first call's answer; raises as :func:`_rolled_path`."""
-    prog, values = lower(fun, args, (i,), max_eqns, DEFAULT_UNROLL, merge)
-    if prog.trees or not _rolls(prog.eqns):
-        raise _NotRolled()
-    _check_output(prog, values)
-    full, values = reverse(prog, values, (i,), True, False)
-    full = prune(full, values)
-    token = _STRICT.set(True)
-    try:
-        fw, values = forward(full, values, (j,), (1.0,), constant=True)
-    finally:
-        _STRICT.reset(token)
-    grad, tangent = ir.output_value(fw, lambda x: x)
-    outputs, out_tree = ir.flat_outputs((grad, tangent) if with_value else tangent)
-    fw = prune(dataclasses.replace(fw, outputs=outputs, out_tree=out_tree), values)
-    ir.verify(fw, values)
-    if os.environ.get("AD_TRANSFORM_DUMP"):
-        _dump("second derivative: forward over reverse, pruned", ir.format_program(fw))
+    fw, values = _over_reverse(fun, args, (i,), True, max_eqns, merge, (j,), (1.0,), True,
+                               with_value, "second derivative")
     suffix = "value_and_grad" if with_value else "grad"
     name = f"{base}_{suffix}" if base.isidentifier() else suffix
     fn, filename = _finish(name, f"{fun.__qualname__} {base} {suffix}", True, fw, values)
@@ -257,12 +311,10 @@ def _rolled_products(fun, h_split, wrt_idx, single, maxsize, max_eqns):
 
     def build(h, args, compile_now=True):
         merge = holder[0].merge_branches()
-        with _NoCyclicGC():
-            for m in ((True, False) if merge else (False,)):
-                try:
-                    return _rolled_path(fun_ref(), args, wrt_idx, single, max_eqns, m)
-                except (_NotRolled, Unroll, Unmerge, ADError):
-                    continue
+        made = _try_rolled(merge, lambda m: _rolled_path(fun_ref(), args, wrt_idx, single,
+                                                         max_eqns, m))
+        if made is not None:
+            return made
         return _build(h, args, wrt_idx, single, False, max_eqns, compile_now, merge=merge)
 
     d = _dispatcher(h_split, ("hvp", wrt_idx, max_eqns), maxsize, [], build)

@@ -63,6 +63,7 @@ from .loops import DEFAULT_UNROLL
 from .lower import lower
 from .runtime import PathMiss
 from .reverse import prune, reverse
+from .values import derivative_info
 
 __all__ = ["jvp", "forward_derivative", "vjp", "jacobian"]
 
@@ -181,17 +182,21 @@ def _dispatcher(fun, key, maxsize, extra_hints, build_path):
         emitted = emit_dispatcher(name, dparams, cache.slot, cache, build)
         # as gradient's: every call checks that fun's code and defaults are those its paths
         # were lowered from (a replaced one raises); through weak references only, as the
-        # cache must not keep fun alive
-        state = _State(fun)  # (not kept: it holds fun)
+        # cache must not keep fun alive.  For a wrapper of ours (gradient(f)), f's: its
+        # paths inline f's code (and the rolled ones lower f itself)
+        watched = _watched(fun)
+        watched_ref = weakref.ref(watched)
+        state = _State(watched)  # (not kept: it holds fun)
         names = state.insert_check(emitted, dparams)
         code_only = state.defaults is None and state.kwdefaults is None
         if names:
             emitted.fdef.body[0] = check()
             made = state.made_from
             emitted.namespace.update(zip(names, (
-                weakref.proxy(fun), state.code, state.defaults, state.kwdefaults,
-                lambda: _State(fun_ref(), made).changed(),
-                lambda: _State(fun_ref(), made).kw_changed())))
+                weakref.proxy(watched), state.code, state.defaults, state.kwdefaults,
+                lambda: _State(watched_ref(), made).changed(),
+                lambda: _State(watched_ref(), made).kw_changed())))
+        del watched
         del state
         shape = (name, tuple(p.name for p in dparams), "positional", names)
         d, _, _ = compile_function(emitted, f"{name} dispatcher", shape)
@@ -201,6 +206,13 @@ def _dispatcher(fun, key, maxsize, extra_hints, build_path):
         swapped.add(d)
         cache.dispatcher = d
     return cache.dispatcher
+
+
+def _watched(fun):
+    """The function whose code and defaults a dispatcher for ``fun`` checks on every call:
+    ``fun``, or for a ``gradient`` wrapper of ours the user's function at its root."""
+    info = derivative_info(fun)
+    return info.root if info is not None else fun
 
 
 def _finish(fun, full, values, suffix, compile_now, args):
@@ -257,8 +269,25 @@ def _forward_path(fun, args, n, wrt, max_eqns, unroll):
 def _forward_dispatcher(fun, wrt_idx, maxsize, max_eqns):
     params = _params(fun, "forward mode")
     hints = ["t_" + params[i].name for i in wrt_idx]
-    return _dispatcher(fun, ("jvp", wrt_idx, max_eqns), maxsize, hints,
-                       _build_forward(wrt_idx, max_eqns))
+    build = _build_forward(wrt_idx, max_eqns)
+    info = derivative_info(fun)
+    rolled = None
+    if info is not None:  # the tangent of gradient(f): loops kept rolled (higher.py)
+        from .higher import forward_builder
+        rolled = forward_builder(info, wrt_idx)
+    if rolled is None:
+        return _dispatcher(fun, ("jvp", wrt_idx, max_eqns), maxsize, hints, build)
+    readback, holder = build, []
+
+    def build(fun, args, compile_now=True):
+        made = rolled(args, holder[0].merge_branches()) if holder else None
+        return made if made is not None else readback(fun, args, compile_now)
+
+    d = _dispatcher(fun, ("jvp", wrt_idx, max_eqns), maxsize, hints, build)
+    # the two routes' guards are not numbered alike: each path checks all of its own
+    d.cache.exhaustive = True
+    holder.append(d.cache)
+    return d
 
 
 def forward_derivative(fun=None, wrt=0, *, maxsize: int = 128, max_eqns: int = 200_000):
@@ -297,7 +326,7 @@ def _public(fun, base):
         space = base.__globals__
         if names:  # its state check reads fun itself (base: a weak proxy, slower to read)
             space = dict(space)
-            space[names[0]] = fun
+            space[names[0]] = _watched(fun)
         wrapper = type(base)(base.__code__, space, base.__name__, base.__defaults__,
                              base.__closure__)
         base.wrappers.add(wrapper)
@@ -431,7 +460,8 @@ def jvp(fun, primals, tangents):
         d = _forward_dispatcher(fun, wrt, 128, 200_000)
         found = known[2][(len(primals), wrt)] = (d, fill)
         if len(wrt) == len(tangents) == len(params):  # the fast path above
-            known[1] = _LAST = _fast(known[0], len(params), d)
+            if derivative_info(fun) is None:  # (a wrapper's paths: after f's state check)
+                known[1] = _LAST = _fast(known[0], len(params), d)
     d, fill = found
     return d(*primals, *_filled(fill), *(t for t in tangents if t is not None))
 

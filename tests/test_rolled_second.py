@@ -17,7 +17,9 @@ import re
 import numpy as np
 import pytest
 
-from ad_transform import gradient, hessian, hvp, value_and_gradient
+from ad_transform import (forward_derivative, gradient, hessian, hvp, jacobian, jvp,
+                          value_and_gradient)
+from ad_transform.errors import UnsupportedSyntax
 from ad_transform.loops import DEFAULT_UNROLL
 
 RNG = np.random.default_rng(29)
@@ -405,3 +407,147 @@ def test_random_programs_with_their_loops_rolled(first, monkeypatch):
                                        err_msg=f"seed {s}:\n{fuzz.generate(s)}")
             second += "rolled loop" in src
     assert checked > 20 and rolled > 3 and second > 3, (checked, rolled, second)
+
+
+# -- forward mode of gradient(f): jvp, forward_derivative, jacobian -------------------------------
+
+def fd_along(g, args, along, ts, eps=1e-6):
+    """(g(args + eps t) - g(args - eps t)) / 2 eps, t moving the arguments ``along``."""
+    def at(sign):
+        moved = list(args)
+        for i, t in zip(along, ts):
+            moved[i] = args[i] + sign * eps * (np.asarray(t) if np.ndim(t) else t)
+        return _leaves(g(*moved))
+
+    return tuple((np.asarray(u, float) - np.asarray(d, float)) / (2 * eps)
+                 for u, d in zip(at(1.0), at(-1.0)))
+
+
+def check_jvp_of_gradient(f, args, wrt, along, ts, rtol=1e-5, atol=1e-6):
+    """jvp of gradient(f, wrt) along ``ts`` against the readback route (the gradient with
+    every loop unrolled) and finite differences of the gradient; returns the tangent."""
+    g = gradient(f, wrt)
+    tangents = [None] * len(args)
+    for i, t in zip(along, ts):
+        tangents[i] = t
+    value, tangent = jvp(g, tuple(args), tuple(tangents))
+    ref_value, ref_tangent = jvp(gradient(f, wrt, unroll=0), tuple(args), tuple(tangents))
+    fd = fd_along(g, args, along, ts)
+    assert len(_leaves(tangent)) == len(fd)
+    for got, ref in ((value, ref_value), (tangent, ref_tangent)):
+        for a, b in zip(_leaves(got), _leaves(ref)):
+            assert type(a) is type(b) or isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+            assert close(a, b, 1e-9, 1e-12), (a, b)
+    assert close(value, g(*args), 1e-12, 1e-14) if not isinstance(wrt, tuple) else all(
+        close(a, b, 1e-12, 1e-14) for a, b in zip(value, g(*args)))
+    for a, d in zip(_leaves(tangent), fd):
+        assert close(a, d, rtol, atol), (a, d)
+    return tangent
+
+
+@pytest.mark.parametrize("f, args", [(recurrence, (0.8, 0.9, 300)), (shrink, (7.0, 0.6)),
+                                     (bang, (2.0, 0.8, 60)), (nested, (0.4, 0.5)),
+                                     (sign_change, (3.0, 1.0, 80))])
+def test_jvp_of_gradient_keeps_loops_rolled(f, args):
+    for wrt in (0, 1, (0, 1)):
+        for along, ts in (((0,), (1.0,)), ((1,), (-0.7,)), ((0, 1), (0.4, 1.3))):
+            check_jvp_of_gradient(f, args, wrt, along, ts, 1e-4)
+        fwd = forward_derivative(gradient(f, wrt), wrt=(0, 1))
+        src = fwd.source(*args, 0.4, 1.3)
+        assert loops_in(src) >= 2 and "rolled loop" in src, src  # a loop and its adjoint
+        # every guard of the gradient's path is checked, the tangents in the entry guard
+        guards = [sorted(re.findall(r"PathMiss\((\d+)", s))
+                  for s in (gradient(f, wrt).source(*args), src)]
+        assert guards[0] == guards[1] and guards[0], guards
+        entry = next(line for line in src.splitlines() if "PathMiss(0" not in line
+                     and line.strip().startswith("if type("))
+        assert all(f"type(t_{f.__code__.co_varnames[i]}) is not" in entry for i in (0, 1))
+        value, tangent = fwd(*args, 0.4, 1.3)
+        assert (value, tangent) == jvp(gradient(f, wrt), args, (0.4, 1.3) + (None,) * (
+            len(args) - 2))
+
+
+def test_jvp_of_gradient_source_does_not_grow_and_short_loops_read_back():
+    fwd = forward_derivative(gradient(recurrence), wrt=(0, 1))
+    assert fwd.source(0.8, 0.9, 100, 1.0, 0.0) == fwd.source(0.8, 0.9, 10_000, 1.0, 0.0)
+    assert fwd.cache_info().currsize == 1
+    got = fwd(0.8, 0.9, 10_000, 1.0, 0.5)
+    assert close(got[1], fd_along(gradient(recurrence), (0.8, 0.9, 10_000), (0, 1),
+                                  (1.0, 0.5))[0], 1e-5, 1e-6)
+    short = (0.8, 0.9, DEFAULT_UNROLL - 1)
+    check_jvp_of_gradient(recurrence, short, 0, (0, 1), (1.0, 0.5))
+    # a rolled path serves every trip count; a first call with a short loop unrolls it
+    assert loops_in(fwd.source(*short, 1.0, 0.5)) == 2
+    fresh = forward_derivative(gradient(recurrence), wrt=(0, 1))
+    assert loops_in(fresh.source(*short, 1.0, 0.5)) == 0
+
+
+def test_merged_ifs_in_the_jvp_of_a_gradient():
+    fwd = forward_derivative(gradient(bang, (0, 1)), wrt=(0, 1))
+    for x0 in (2.0, -1.0, 5.0, 0.4):  # after three paths the ifs are merged
+        got = fwd(x0, 0.8, 60, 1.0, 0.5)
+        ref = jvp(gradient(bang, (0, 1), unroll=0), (x0, 0.8, 60), (1.0, 0.5, None))
+        assert all(close(a, b, 1e-9, 1e-12) for a, b in zip(got[1], ref[1]))
+        assert all(close(a, b, 1e-4, 1e-6) for a, b in zip(got[1], fd_along(
+            gradient(bang, (0, 1)), (x0, 0.8, 60), (0, 1), (1.0, 0.5))))
+    src = fwd.source(2.0, 0.8, 60, 1.0, 0.5)
+    assert loops_in(src) == 2 and "(both branches)" in src, src
+
+
+def test_jvp_of_gradient_of_arrays():
+    h, W, b = RNG.standard_normal(4), 0.5 * RNG.standard_normal((4, 4)), RNG.standard_normal(4)
+    v = (RNG.standard_normal(4), RNG.standard_normal((4, 4)), RNG.standard_normal(4))
+    u = (RNG.standard_normal(4), RNG.standard_normal((4, 4)), RNG.standard_normal(4))
+    args, wrt = (h, W, b, 30), (0, 1, 2)
+    keep = [np.array(a) for a in args[:3] + v]
+    tv = check_jvp_of_gradient(rnn, args, wrt, wrt, v)
+    tu = check_jvp_of_gradient(rnn, args, wrt, wrt, u)
+    assert all(np.array_equal(a, k) for a, k in zip(args[:3] + v, keep))  # not written to
+    assert math.isclose(dot(tv, u), dot(v, tu), rel_tol=1e-9)  # the Hessian is symmetric
+    src = forward_derivative(gradient(rnn, wrt), wrt=wrt).source(*args, *v)
+    assert loops_in(src) == 2, src
+    check_jvp_of_gradient(rnn, args, 1, (0, 2), (v[0], v[2]))  # a block off the diagonal
+    x = RNG.uniform(-1.0, 1.5, 30)
+    vx, ux = RNG.standard_normal(30), RNG.standard_normal(30)
+    tv = check_jvp_of_gradient(rosen_loop, (x,), 0, (0,), (vx,))
+    tu = check_jvp_of_gradient(rosen_loop, (x,), 0, (0,), (ux,))
+    assert math.isclose(np.dot(tv, ux), np.dot(vx, tu), rel_tol=1e-9)
+    assert close(tv, hvp(rosen)(x, vx), 1e-9, 1e-9)
+
+
+def test_jacobian_of_gradient_is_the_hessian():
+    for mode in (None, "forward", "reverse"):
+        jac = jacobian(gradient(recurrence, (0, 1)), wrt=(0, 1), mode=mode)
+        got = jac(0.7, 0.95, 300)
+        want = hessian(recurrence, wrt=(0, 1))(0.7, 0.95, 300)
+        assert all(close(got[i][j], want[i][j], 1e-9, 1e-12) for i in (0, 1) for j in (0, 1))
+        assert type(got[0][1]) is float
+    x = RNG.uniform(-1.0, 1.5, 30)
+    H = jacobian(gradient(rosen_loop))(x)
+    assert H.shape == (30, 30) and close(H, hessian(rosen)(x), 1e-9, 1e-9)
+    assert close(H, jacobian(gradient(rosen_loop, unroll=0))(x), 1e-12, 1e-12)
+    assert close(H, jacobian(gradient(rosen_loop), mode="reverse")(x), 1e-9, 1e-9)
+    assert close(H[:, 3], fd_along(gradient(rosen_loop), (x,), (0,), (np.eye(30)[3],))[0],
+                 1e-5, 1e-6)
+
+
+def test_forward_mode_of_gradient_checks_the_functions_code():
+    def f(x, a, n):
+        for _ in range(n):
+            x = math.sin(x) * a + 0.1 * x
+        return x
+
+    def other(x, a, n):
+        for _ in range(n):
+            x = math.cos(x) * a + 0.1 * x
+        return x
+
+    g = gradient(f)
+    fwd = forward_derivative(g, wrt=(0, 1))
+    fwd(1.0, 0.9, 50, 1.0, 0.5)
+    jvp(g, (1.0, 0.9, 50), (1.0, 0.5, None))
+    f.__code__ = other.__code__
+    with pytest.raises(UnsupportedSyntax, match="__code__"):
+        fwd(1.0, 0.9, 50, 1.0, 0.5)
+    with pytest.raises(UnsupportedSyntax, match="__code__"):
+        jvp(g, (1.0, 0.9, 50), (1.0, 0.5, None))

@@ -30,8 +30,13 @@ and the cache tries every stored path on a miss.  ``hessian`` stacks those produ
 (for one array argument: when the path keeps a loop rolled; else one function per
 path as above).  ``gradient(gradient(f, wrt=i), wrt=j)`` of float arguments takes
 the rolled route too (:func:`second_builder`, called by ``api.gradient``: the
-tangent seeded with a constant ``1.0``).  Lowered inside another function, or
-nested (``gradient(hvp(f))``), ``hvp`` is the readback gradient (loops unrolled).
+tangent seeded with a constant ``1.0``), and so does forward mode of a plain
+``gradient(f, wrt)`` (:func:`forward_builder`, called by ``transforms.py`` for
+``jvp``, ``forward_derivative`` and ``jacobian``'s columns: the path takes the
+gradient's arguments and the tangents, guards all of the gradient path's decisions
+and the tangents' signatures, and returns ``(gradient, its tangent)``).  All these
+routes share :func:`_over_reverse`.  Lowered inside another function, or nested
+(``gradient(hvp(f))``), ``hvp`` is the readback gradient (loops unrolled).
 """
 from __future__ import annotations
 
@@ -273,9 +278,9 @@ def forward_builder(inner, along):
 
     def build(args, merge):
         fun = root()
-        if fun is None:
-            return None
         n = len(args) - len(along)
+        if fun is None or any(is_tree(args[k]) for k in along):
+            return None  # (a tree's tangent: the readback route, which reads it as one)
 
         def make(m):
             fw, values = _over_reverse(fun, args[:n], wrt_idx, single, max_eqns, m, along,

@@ -23,7 +23,13 @@ first call's answer.  Where forward mode cannot build a rolled body's tangent
 (:class:`~ad_transform.forward.Unroll`), or a merged ``if``'s adjoint fails
 (:class:`~ad_transform.branches.Unmerge`), the path is lowered again with every
 loop unrolled.  Derivatives read back while lowering another (``inner.py``,
-``higher.py``) keep every loop unrolled.
+``higher.py``) keep every loop unrolled.  Forward mode of a plain ``gradient(f)``
+wrapper (``jvp``, ``forward_derivative``, ``jacobian``'s columns) is built, where
+``f``'s path keeps a loop rolled, as forward over reverse on the IR
+(:func:`ad_transform.higher.forward_builder`; any other path, and any it cannot
+build, is read back as above), in the same cache, which then tries every stored
+path on a miss; the dispatcher of a ``gradient`` wrapper checks the code and
+defaults of the user's function at its root on every call.
 
 Arguments: ``jvp`` and ``vjp`` take them by position and fill the parameters
 after them with their defaults (``()`` and a new ``{}`` for ``*args`` and

@@ -551,3 +551,24 @@ def test_forward_mode_of_gradient_checks_the_functions_code():
         fwd(1.0, 0.9, 50, 1.0, 0.5)
     with pytest.raises(UnsupportedSyntax, match="__code__"):
         jvp(g, (1.0, 0.9, 50), (1.0, 0.5, None))
+
+
+def scaled(x, p, n):
+    for _ in range(n):
+        x = math.sin(x) * p["a"] + 0.1 * x * p["b"]
+    return x
+
+
+def test_jvp_of_gradient_with_a_tree_tangent_reads_back():
+    args, tangents = (0.8, {"a": 0.9, "b": 1.1}, 50), (1.0, {"a": 0.5, "b": -0.2}, None)
+    for wrt in (0, 1):
+        value, tangent = jvp(gradient(scaled, wrt), args, tangents)
+        ref = jvp(gradient(scaled, wrt, unroll=0), args, tangents)
+        assert value == ref[0] and tangent == ref[1]
+        eps = 1e-6
+        up = gradient(scaled, wrt)(0.8 + eps, {"a": 0.9 + 0.5 * eps, "b": 1.1 - 0.2 * eps}, 50)
+        down = gradient(scaled, wrt)(0.8 - eps, {"a": 0.9 - 0.5 * eps, "b": 1.1 + 0.2 * eps}, 50)
+        fd = (up - down) / (2 * eps) if wrt == 0 else {
+            k: (up[k] - down[k]) / (2 * eps) for k in up}
+        assert close(tangent if wrt == 0 else [tangent[k] for k in "ab"],
+                     fd if wrt == 0 else [fd[k] for k in "ab"], 1e-5, 1e-6)

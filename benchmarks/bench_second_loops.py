@@ -7,13 +7,15 @@ The function is the recurrence of ``bench_loops.py``:
 
 * ``first``: the first call, in a fresh interpreter per row, of
   ``hessian(recurrence, wrt=(0, 1))(1.0, 0.9, n)``, of ``gradient(gradient(
-  recurrence))`` and of ``hvp(recurrence, wrt=(0, 1))``, whose loops stay rolled
-  (forward over reverse on the IR), beside the readback route they took before
-  (the inner gradient read back with every loop unrolled: ``unroll=0``, and
-  ``hvp(...).gradient``), at n = 100, 1,000 and 10,000 (the readback rows at 100
+  recurrence))``, of ``hvp(recurrence, wrt=(0, 1))``, of ``jvp(gradient(recurrence,
+  wrt=(0, 1)), ...)`` and of ``jacobian(gradient(recurrence, wrt=(0, 1)))``, whose
+  loops stay rolled (forward over reverse on the IR), beside the readback route they
+  took before (the inner gradient read back with every loop unrolled: ``unroll=0``,
+  and ``hvp(...).gradient``), at n = 100, 1,000 and 10,000 (the readback rows at 100
   and 1,000 only: about 80 s at 10,000).
 * ``steady``: microseconds per call at n = 1,000 of the compiled ``hvp`` (rolled
-  and readback), of a hand-written Hessian-vector product (a forward sweep saving
+  and readback), of ``forward_derivative(gradient(recurrence))`` along the same
+  vector, of a hand-written Hessian-vector product (a forward sweep saving
   the values and their tangents, then the adjoint sweep and its tangent, in plain
   Python loops) and of the primal; ratios from one run (minimum over round-robin
   repeats).
@@ -36,7 +38,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)  # (_shared)
 
 from _shared import best as shared_best, first_call_of_recurrence, round_robin  # noqa: E402
-from ad_transform import gradient, hvp  # noqa: E402
+from ad_transform import forward_derivative, gradient, hvp, jvp  # noqa: E402
 
 
 def recurrence(x, a, n):
@@ -67,6 +69,7 @@ def hand_hvp(x, a, n, vx, va):
 
 N = 1000
 rolled = hvp(recurrence, wrt=(0, 1))
+tangent = forward_derivative(gradient(recurrence, wrt=(0, 1)), wrt=(0, 1))
 P = (1.0, 0.9, N)
 V = (1.0, 0.5)
 
@@ -74,6 +77,7 @@ CASES = {
     "primal": "recurrence(1.0, 0.9, N)",
     "hvp (rolled)": "rolled(1.0, 0.9, N, V)",
     "hvp (readback)": "rolled.gradient(1.0, 0.9, N, V)",
+    "jvp(gradient) (rolled)": "tangent(1.0, 0.9, N, 1.0, 0.5)",
     "hand-written hvp": "hand_hvp(1.0, 0.9, N, 1.0, 0.5)",
 }
 
@@ -86,6 +90,14 @@ FIRST = {
     "gradient(gradient) (readback)": ("gradient(gradient(rec, unroll=0))(1.0, 0.9, n)",
                                       (100, 1000)),
     "hvp": ("hvp(rec, wrt=(0, 1))(1.0, 0.9, n, (1.0, 0.5))", (100, 1000, 10000)),
+    "jvp(gradient)": ("jvp(gradient(rec, wrt=(0, 1)), (1.0, 0.9, n), (1.0, 0.5, None))",
+                      (100, 1000, 10000)),
+    "jvp(gradient) (readback)": ("jvp(gradient(rec, wrt=(0, 1), unroll=0), (1.0, 0.9, n), "
+                                 "(1.0, 0.5, None))", (100, 1000)),
+    "jacobian(gradient)": ("jacobian(gradient(rec, wrt=(0, 1)), wrt=(0, 1))(1.0, 0.9, n)",
+                           (100, 1000, 10000)),
+    "jacobian(gradient) (readback)": ("jacobian(gradient(rec, wrt=(0, 1), unroll=0), "
+                                      "wrt=(0, 1))(1.0, 0.9, n)", (100, 1000)),
 }
 
 
@@ -96,15 +108,16 @@ def check():
     up, down = g(1.0 + h, 0.9 + 0.5 * h, N), g(1.0 - h, 0.9 - 0.5 * h, N)
     for w, u, d in zip(want, up, down):
         assert math.isclose(w, (u - d) / (2 * h), rel_tol=1e-5), (want, up, down)
-    for got in (rolled(*P, V), rolled.gradient(*P, V)):
+    jvps = (jvp(gradient(recurrence, wrt=(0, 1)), P, V + (None,))[1], tangent(*P, *V)[1])
+    for got in (rolled(*P, V), rolled.gradient(*P, V)) + jvps:
         for a, b in zip(got, want):
             assert math.isclose(a, b, rel_tol=1e-10), (got, want)
-    assert "rolled loop" in rolled.source(*P, V)
+    assert "rolled loop" in rolled.source(*P, V) and "rolled loop" in tangent.source(*P, *V)
 
 
 def first_call(stmt, n):
     """Seconds of ``stmt``'s first call in a fresh interpreter."""
-    return first_call_of_recurrence(stmt, n, 'gradient, hessian, hvp')
+    return first_call_of_recurrence(stmt, n, 'gradient, hessian, hvp, jacobian, jvp')
 
 
 def main(argv=None):

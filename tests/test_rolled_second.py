@@ -354,8 +354,9 @@ def _copy(a):
 @pytest.mark.parametrize("first", [4_000_000, 4_000_030])
 def test_random_programs_with_their_loops_rolled(first, monkeypatch):
     """tests/fuzz.py's programs (``for``/``while`` loops with ``if``s, ``break``s, arrays),
-    with hvp and gradient(gradient(f)) (of floats) rolling every loop of two iterations
-    or more: the product and the second derivative against the
+    with hvp, forward_derivative(gradient(f)) and gradient(gradient(f)) (of floats)
+    rolling every loop of two iterations or more: the product, the gradient's tangent
+    and the second derivative against the
     readback route (every loop unrolled; itself checked against finite differences of
     the gradient in tests/test_higher.py and the tests above)."""
     import warnings
@@ -364,7 +365,7 @@ def test_random_programs_with_their_loops_rolled(first, monkeypatch):
     from ad_transform import ADError, higher
     monkeypatch.setattr(higher, "DEFAULT_UNROLL", 2)
     rng = np.random.default_rng(first)
-    checked = rolled = second = 0
+    checked = rolled = second = forward_rolled = 0
     for s in range(first, first + 30):
         mod = fuzz.load(fuzz.generate(s), f"rollhvp{s}")
         wrt = getattr(mod, "WRT", None) or tuple(
@@ -389,6 +390,25 @@ def test_random_programs_with_their_loops_rolled(first, monkeypatch):
                                            err_msg=f"seed {s}:\n{fuzz.generate(s)}")
             rolled += "rolled loop" in src
             checked += 1
+            # forward mode of gradient(f) along the same vectors: rolled too
+            tangents = tuple(vs[wrt.index(k)] if k in wrt else None
+                             for k in range(len(inputs)))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    want = jvp(gradient(mod.f, wrt, unroll=0), tuple(map(_copy, inputs)),
+                               tangents)
+                except Exception:
+                    want = None  # the readback route refuses: no verdict here
+                if want is not None:
+                    fwd = forward_derivative(gradient(mod.f, wrt), wrt)
+                    got = fwd(*map(_copy, inputs), *vs)
+                    src = fwd.source(*map(_copy, inputs), *vs)
+            if want is not None:
+                for g, w in zip(got[0] + got[1], want[0] + want[1]):
+                    np.testing.assert_allclose(g, w, rtol=1e-7, atol=1e-9,
+                                               err_msg=f"seed {s}:\n{fuzz.generate(s)}")
+                forward_rolled += "rolled loop" in src
             floats = [i for i in wrt if type(inputs[i]) is float]
             if not floats:
                 continue
@@ -406,7 +426,8 @@ def test_random_programs_with_their_loops_rolled(first, monkeypatch):
             np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-9,
                                        err_msg=f"seed {s}:\n{fuzz.generate(s)}")
             second += "rolled loop" in src
-    assert checked > 20 and rolled > 3 and second > 3, (checked, rolled, second)
+    assert checked > 20 and rolled > 3 and second > 3 and forward_rolled > 3, (
+        checked, rolled, second, forward_rolled)
 
 
 # -- forward mode of gradient(f): jvp, forward_derivative, jacobian -------------------------------

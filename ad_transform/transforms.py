@@ -357,12 +357,17 @@ def _fast(ref, n, dispatcher):
     parameters get an argument and a tangent: ``slot[0](*primals, *tangents)``, the
     path used last, as the dispatcher calls it (a hit counted, a miss resolved by the
     cache), without the dispatcher's frame.  ``ref``: a weak reference to the function.
-    A tuple: ``(ref, n, slot, hits, resolve, build, code)``, read by index (``code``:
-    fun's code, checked by jvp before it calls the path; None for a wrapper of ours)."""
+    A tuple: ``(ref, n, slot, hits, resolve, build, code, root)``, read by index
+    (``code``: the code of the function the dispatcher watches, checked by jvp before it
+    calls the path, None when it watches none; ``root``: for a ``gradient`` wrapper of
+    ours, the user's function its paths lower, whose code that is; else None)."""
     cache = dispatcher.cache
     fun = ref()
-    code = fun.__code__ if _State(fun).watched else None  # replaced: the dispatcher raises
-    return (ref, n, cache.slot, cache.counter, cache.resolve, dispatcher.build, code)
+    watched = _watched(fun)
+    # replaced: the dispatcher raises
+    code = watched.__code__ if _State(watched).watched else None
+    return (ref, n, cache.slot, cache.counter, cache.resolve, dispatcher.build, code,
+            watched if watched is not fun else None)
 
 
 def _nobody():
@@ -417,7 +422,7 @@ def jvp(fun, primals, tangents):
     # calls it.  Its entry guard checks every argument and tangent, so a call it was not
     # built for misses; a None tangent too (no path is built for one): the slow path.
     if fast is not None and type(primals) is tuple and type(tangents) is tuple and (
-            fast[6] is None or fun.__code__ is fast[6]):
+            fast[6] is None or (fast[7] or fun).__code__ is fast[6]):
         n = fast[1]
         try:
             if n == 2:
@@ -466,8 +471,7 @@ def jvp(fun, primals, tangents):
         d = _forward_dispatcher(fun, wrt, 128, 200_000)
         found = known[2][(len(primals), wrt)] = (d, fill)
         if len(wrt) == len(tangents) == len(params):  # the fast path above
-            if derivative_info(fun) is None:  # (a wrapper's paths: after f's state check)
-                known[1] = _LAST = _fast(known[0], len(params), d)
+            known[1] = _LAST = _fast(known[0], len(params), d)
     d, fill = found
     return d(*primals, *_filled(fill), *(t for t in tangents if t is not None))
 

@@ -567,11 +567,25 @@ def test_forward_mode_of_gradient_checks_the_functions_code():
     fwd = forward_derivative(g, wrt=(0, 1))
     fwd(1.0, 0.9, 50, 1.0, 0.5)
     jvp(g, (1.0, 0.9, 50), (1.0, 0.5, None))
+    def q(x, a):
+        for _ in range(50):
+            x = math.sin(x) * a + 0.1 * x
+        return x
+
+    def other_q(x, a):
+        return x * a
+
+    h = gradient(q, wrt=(0, 1))  # every parameter has a tangent: jvp's fast path
+    for _ in range(3):
+        jvp(h, (1.0, 0.9), (1.0, 0.5))
+    q.__code__ = other_q.__code__
     f.__code__ = other.__code__
     with pytest.raises(UnsupportedSyntax, match="__code__"):
         fwd(1.0, 0.9, 50, 1.0, 0.5)
     with pytest.raises(UnsupportedSyntax, match="__code__"):
         jvp(g, (1.0, 0.9, 50), (1.0, 0.5, None))
+    with pytest.raises(UnsupportedSyntax, match="__code__"):
+        jvp(h, (1.0, 0.9), (1.0, 0.5))
 
 
 def scaled(x, p, n):

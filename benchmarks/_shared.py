@@ -13,6 +13,13 @@ import timeit
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# the recurrence the loop benchmarks differentiate (read by ad_transform from this file)
+def recurrence(x, a, n):
+    for _ in range(n):
+        x = math.sin(x) * a + 0.1 * x
+    return x
+
+
 def round_robin(cases: dict, env: dict, repeat: int, target_ms: float) -> dict:
     """``{name: [seconds per call of each repeat]}`` for the statements ``cases`` (name ->
     statement, run in ``env``): each loop calibrated to about ``target_ms``, then the cases

@@ -37,14 +37,9 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)  # (_shared)
 
-from _shared import best as shared_best, first_call_of_recurrence, round_robin  # noqa: E402
+from _shared import (best as shared_best, first_call_of_recurrence,  # noqa: E402
+                     recurrence, round_robin)
 from ad_transform import forward_derivative, gradient, hvp, jvp  # noqa: E402
-
-
-def recurrence(x, a, n):
-    for _ in range(n):
-        x = math.sin(x) * a + 0.1 * x
-    return x
 
 
 def hand_hvp(x, a, n, vx, va):

@@ -3,6 +3,7 @@ call of a statement over the recurrence ``x = sin(x) * a + 0.1 * x`` in a fresh
 interpreter."""
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -65,3 +66,19 @@ def first_call_of_recurrence(stmt: str, n: int, imports: str) -> float:
         out = subprocess.run([sys.executable, path], capture_output=True, text=True,
                              check=True)
     return float(out.stdout.strip().splitlines()[-1])
+
+
+def report_steady(times: dict, n: int, repeat: int, hand: str, results: dict, path) -> None:
+    """Print the steady-state table of :func:`round_robin`'s ``times`` (per call, against
+    the primal and the hand-written case ``hand``), store it in ``results`` and write
+    ``results`` as JSON to ``path`` (if given)."""
+    fastest = best(times)
+    print(f"\nSteady state, n = {n:,} (microseconds per call, min of {repeat})")
+    for name, t in fastest.items():
+        print(f"{name:24s}{t * 1e6:10.1f}   x{t / fastest['primal']:5.2f} primal"
+              f"   x{t / fastest[hand]:5.2f} hand-written")
+    results["steady_us"] = {name: t * 1e6 for name, t in fastest.items()}
+    if path:
+        with open(path, "w") as f:
+            json.dump(results, f, indent=1)
+        print(f"\nwrote {path}")

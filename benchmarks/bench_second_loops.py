@@ -26,7 +26,6 @@ against central finite differences of the gradient.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -37,8 +36,8 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)  # (_shared)
 
-from _shared import (best as shared_best, first_call_of_recurrence,  # noqa: E402
-                     recurrence, round_robin)
+from _shared import (first_call_of_recurrence, recurrence,  # noqa: E402
+                     report_steady, round_robin)
 from ad_transform import forward_derivative, gradient, hvp, jvp  # noqa: E402
 
 
@@ -134,16 +133,8 @@ def main(argv=None):
             print(f"{name:32s}" + "".join(f"{first[name][n]:12.3f}" if n in ns else
                                           f"{'-':>12s}" for n in sizes))
         results["first_call_s"] = first
-    best = shared_best(round_robin(CASES, globals(), args.repeat, args.target_ms))
-    print(f"\nSteady state, n = {N:,} (microseconds per call, min of {args.repeat})")
-    for name in CASES:
-        print(f"{name:24s}{best[name] * 1e6:10.1f}   x{best[name] / best['primal']:5.2f} primal"
-              f"   x{best[name] / best['hand-written hvp']:5.2f} hand-written")
-    results["steady_us"] = {name: best[name] * 1e6 for name in CASES}
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
-        print(f"\nwrote {args.json}")
+    times = round_robin(CASES, globals(), args.repeat, args.target_ms)
+    report_steady(times, N, args.repeat, 'hand-written hvp', results, args.json)
 
 
 if __name__ == "__main__":

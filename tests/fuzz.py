@@ -596,6 +596,28 @@ def draws(args: dict, seed: int, count: int = 4):
     return [draw_inputs(args, rng, dims) for dims in plan]
 
 
+
+def programs(first: int, count: int, tag: str):
+    """``(seed, module, wrt)`` for the programs of seeds ``first .. first + count - 1``
+    (``wrt``: the module's own, else every argument that is not an ``int``), as the tests of
+    other transformations over these programs walk them."""
+    for s in range(first, first + count):
+        mod = load(generate(s), f"{tag}{s}")
+        wrt = getattr(mod, "WRT", None) or tuple(
+            i for i, t in enumerate(mod.ARGS.values()) if t != "int")
+        yield s, mod, tuple(wrt)
+
+
+def copied(inputs) -> tuple:
+    """``inputs`` with every array copied (a program may write into its arguments)."""
+    return tuple(np.copy(a) if isinstance(a, np.ndarray) else a for a in inputs)
+
+
+def random_like(rng, a):
+    """A standard normal float, or array of ``a``'s shape when ``a`` is an array."""
+    return rng.standard_normal(np.shape(a)) if isinstance(a, np.ndarray) \
+        else float(rng.standard_normal())
+
 # -- the autograd oracle ---------------------------------------------------------------------
 class _Index:
     def __getitem__(self, key):

@@ -20,36 +20,28 @@ from ad_transform import ADError, gradient, jvp
 N = int(os.environ.get("AD_FUZZ_N_FORWARD", "60"))
 
 
-def _copy(a):
-    return np.copy(a) if isinstance(a, np.ndarray) else a
-
-
 @pytest.mark.parametrize("seed", range(1_000_000, 1_000_000 + N, 20))
 def test_jvp_of_random_programs_matches_contracted_gradient(seed):
     rng = np.random.default_rng(seed)
     checked = 0
-    for s in range(seed, seed + 20):
-        mod = fuzz.load(fuzz.generate(s), f"fwd{s}")
-        wrt = getattr(mod, "WRT", None) or tuple(
-            i for i, t in enumerate(mod.ARGS.values()) if t != "int")
+    for s, mod, wrt in fuzz.programs(seed, 20, "fwd"):
         for inputs in list(fuzz.draws(mod.ARGS, mod.SEED))[:2]:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    if not np.all(np.isfinite(mod.f(*map(_copy, inputs)))):
+                    if not np.all(np.isfinite(mod.f(*fuzz.copied(inputs)))):
                         continue
             except Exception:
                 continue
-            ts = tuple((rng.standard_normal(np.shape(a)) if isinstance(a, np.ndarray)
-                        else float(rng.standard_normal())) if i in wrt else None
+            ts = tuple(fuzz.random_like(rng, a) if i in wrt else None
                        for i, a in enumerate(inputs))
             try:
-                grads = gradient(mod.f, tuple(wrt))(*map(_copy, inputs))
+                grads = gradient(mod.f, tuple(wrt))(*fuzz.copied(inputs))
             except ADError:
                 with pytest.raises(ADError):
-                    jvp(mod.f, tuple(map(_copy, inputs)), ts)
+                    jvp(mod.f, fuzz.copied(inputs), ts)
                 continue
-            value, tangent = jvp(mod.f, tuple(map(_copy, inputs)), ts)
+            value, tangent = jvp(mod.f, fuzz.copied(inputs), ts)
             want = sum(float(np.sum(g * ts[i])) for g, i in zip(grads, wrt))
             np.testing.assert_allclose(float(tangent), want, rtol=1e-7, atol=1e-9,
                                        err_msg=f"seed {s}:\n{fuzz.generate(s)}")

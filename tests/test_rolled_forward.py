@@ -490,36 +490,32 @@ def test_random_programs_with_their_loops_rolled(first, monkeypatch):
     monkeypatch.setattr(transforms, "DEFAULT_UNROLL", 2)
     rng = np.random.default_rng(first)
     checked = rolled = 0
-    for s in range(first, first + 30):
-        mod = fuzz.load(fuzz.generate(s), f"rollfwd{s}")
-        wrt = getattr(mod, "WRT", None) or tuple(
-            i for i, t in enumerate(mod.ARGS.values()) if t != "int")
+    for s, mod, wrt in fuzz.programs(first, 30, "rollfwd"):
         for inputs in list(fuzz.draws(mod.ARGS, mod.SEED))[:2]:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    if not np.all(np.isfinite(mod.f(*map(_copy, inputs)))):
+                    if not np.all(np.isfinite(mod.f(*fuzz.copied(inputs)))):
                         continue
-                    grads = gradient(mod.f, tuple(wrt), unroll=0)(*map(_copy, inputs))
+                    grads = gradient(mod.f, tuple(wrt), unroll=0)(*fuzz.copied(inputs))
             except Exception:
                 continue  # the primal raises, or gradient refuses: no verdict here
-            ts = tuple((rng.standard_normal(np.shape(a)) if isinstance(a, np.ndarray)
-                        else float(rng.standard_normal())) if i in wrt else None
+            ts = tuple(fuzz.random_like(rng, a) if i in wrt else None
                        for i, a in enumerate(inputs))
             want = sum(float(np.sum(g * ts[i])) for g, i in zip(grads, wrt))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 try:
-                    _, tangent = jvp(mod.f, tuple(map(_copy, inputs)), ts)
+                    _, tangent = jvp(mod.f, fuzz.copied(inputs), ts)
                 except ADError:  # refused in forward mode (also unrolled): not a verdict
                     tangent = None
-                _, pullback = vjp(mod.f, *map(_copy, inputs))
+                _, pullback = vjp(mod.f, *fuzz.copied(inputs))
                 got = pullback(1.0)
             if tangent is not None:
                 np.testing.assert_allclose(float(tangent), want, rtol=1e-7, atol=1e-9,
                                            err_msg=f"seed {s}:\n{fuzz.generate(s)}")
                 src = forward_derivative(mod.f, wrt=tuple(wrt)).source(
-                    *map(_copy, inputs), *(ts[i] for i in wrt))
+                    *fuzz.copied(inputs), *(ts[i] for i in wrt))
                 rolled += "rolled loop" in src
             for g, i in zip(grads, wrt):
                 np.testing.assert_allclose(got[i], g, rtol=1e-7, atol=1e-9,

@@ -347,10 +347,6 @@ def test_the_vector_is_guarded():
 
 # -- the fuzzer's programs ----------------------------------------------------------------------
 
-def _copy(a):
-    return a.copy() if isinstance(a, np.ndarray) else a
-
-
 @pytest.mark.parametrize("first", [4_000_000, 4_000_030])
 def test_random_programs_with_their_loops_rolled(first, monkeypatch):
     """tests/fuzz.py's programs (``for``/``while`` loops with ``if``s, ``break``s, arrays),
@@ -366,25 +362,20 @@ def test_random_programs_with_their_loops_rolled(first, monkeypatch):
     monkeypatch.setattr(higher, "DEFAULT_UNROLL", 2)
     rng = np.random.default_rng(first)
     checked = rolled = second = forward_rolled = 0
-    for s in range(first, first + 30):
-        mod = fuzz.load(fuzz.generate(s), f"rollhvp{s}")
-        wrt = getattr(mod, "WRT", None) or tuple(
-            i for i, t in enumerate(mod.ARGS.values()) if t != "int")
-        wrt = tuple(wrt)
+    for s, mod, wrt in fuzz.programs(first, 30, "rollhvp"):
         for inputs in list(fuzz.draws(mod.ARGS, mod.SEED))[:2]:
-            vs = tuple(rng.standard_normal(np.shape(inputs[i])) if isinstance(
-                inputs[i], np.ndarray) else float(rng.standard_normal()) for i in wrt)
+            vs = tuple(fuzz.random_like(rng, inputs[i]) for i in wrt)
             product = hvp(mod.f, wrt)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 try:
-                    if not np.all(np.isfinite(mod.f(*map(_copy, inputs)))):
+                    if not np.all(np.isfinite(mod.f(*fuzz.copied(inputs)))):
                         continue
-                    want = product.gradient(*map(_copy, inputs), vs)
+                    want = product.gradient(*fuzz.copied(inputs), vs)
                 except Exception:
                     continue  # the primal raises, or the readback route refuses
-                got = product(*map(_copy, inputs), vs)
-                src = product.source(*map(_copy, inputs), vs)
+                got = product(*fuzz.copied(inputs), vs)
+                src = product.source(*fuzz.copied(inputs), vs)
             for g, w in zip(got, want):
                 np.testing.assert_allclose(g, w, rtol=1e-7, atol=1e-9,
                                            err_msg=f"seed {s}:\n{fuzz.generate(s)}")
@@ -396,14 +387,14 @@ def test_random_programs_with_their_loops_rolled(first, monkeypatch):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 try:
-                    want = jvp(gradient(mod.f, wrt, unroll=0), tuple(map(_copy, inputs)),
+                    want = jvp(gradient(mod.f, wrt, unroll=0), fuzz.copied(inputs),
                                tangents)
                 except Exception:
                     want = None  # the readback route refuses: no verdict here
                 if want is not None:
                     fwd = forward_derivative(gradient(mod.f, wrt), wrt)
-                    got = fwd(*map(_copy, inputs), *vs)
-                    src = fwd.source(*map(_copy, inputs), *vs)
+                    got = fwd(*fuzz.copied(inputs), *vs)
+                    src = fwd.source(*fuzz.copied(inputs), *vs)
             if want is not None:
                 for g, w in zip(got[0] + got[1], want[0] + want[1]):
                     np.testing.assert_allclose(g, w, rtol=1e-7, atol=1e-9,
@@ -417,12 +408,12 @@ def test_random_programs_with_their_loops_rolled(first, monkeypatch):
                 warnings.simplefilter("ignore")
                 try:
                     want = gradient(gradient(mod.f, wrt=i, unroll=0), wrt=j)(
-                        *map(_copy, inputs))
+                        *fuzz.copied(inputs))
                 except Exception:
                     continue  # the readback route refuses: no verdict here
                 gg = gradient(gradient(mod.f, wrt=i), wrt=j)
-                got = gg(*map(_copy, inputs))
-                src = gg.source(*map(_copy, inputs))
+                got = gg(*fuzz.copied(inputs))
+                src = gg.source(*fuzz.copied(inputs))
             np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-9,
                                        err_msg=f"seed {s}:\n{fuzz.generate(s)}")
             second += "rolled loop" in src
